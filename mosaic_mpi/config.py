@@ -1,0 +1,111 @@
+"""The runtime's configuration: one frozen, validated record.
+
+Values come, in order of precedence, from keyword arguments, ``MOSAIC_MPI_<NAME>`` environment
+variables, and the defaults below. This module is the only reader of those variables.
+"""
+
+import dataclasses
+import logging
+import os
+
+__all__ = ['Config', 'make_config']
+
+_ENV_PREFIX = 'MOSAIC_MPI_'
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Settings of one runtime.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm or None
+        Communicator the runtime lives on; it is duplicated, never used directly. ``None`` means
+        ``COMM_WORLD``. Not settable from the environment.
+    log_level : str
+        Level of the ``mosaic_mpi`` logger (``'debug'``, ``'info'``, ``'warning'``, ``'error'``).
+    oob_threshold : int
+        Buffers of at least this many bytes travel out of band, as their own MPI messages, straight
+        from and into array memory; smaller ones are copied into the message header. Bytes.
+    max_chunk : int
+        Largest single MPI message, in bytes; bigger buffers are split. Keeps every count below
+        2**31 whatever the MPI library's large-count support.
+    spin_time : float
+        Seconds the progress thread keeps polling (yielding the core between polls) after the last
+        message before it starts to sleep.
+    max_sleep : float
+        Longest sleep of an idle progress thread, in seconds: the worst-case pick-up delay of a
+        message arriving at an idle rank.
+    worker_exit : bool
+        Whether a worker rank ends its process (exit code 0) once the head stops the runtime. Set
+        it to ``False`` when the runtime is embedded in a larger MPI program whose workers must go on.
+    """
+
+    comm: object = None
+    log_level: str = 'warning'
+    oob_threshold: int = 65536
+    max_chunk: int = 1 << 30
+    spin_time: float = 0.02
+    max_sleep: float = 0.001
+    worker_exit: bool = True
+
+    def __post_init__(self):
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise ValueError(f'log_level must be one of debug, info, warning, error; '
+                             f'got {self.log_level!r}')
+        if self.oob_threshold < 0:
+            raise ValueError(f'oob_threshold must be >= 0 bytes, got {self.oob_threshold}')
+        if not 1 <= self.max_chunk <= (1 << 31) - 1:
+            raise ValueError(f'max_chunk must be in [1, 2**31 - 1] bytes, got {self.max_chunk}')
+        if self.spin_time < 0 or self.max_sleep <= 0:
+            raise ValueError('spin_time must be >= 0 and max_sleep > 0 seconds')
+
+
+def _parse(field, text):
+    if field.type in (int, 'int'):
+        return int(text)
+    if field.type in (float, 'float'):
+        return float(text)
+    if field.type in (bool, 'bool'):
+        value = text.strip().lower()
+        if value in ('1', 'true', 'yes', 'on'):
+            return True
+        if value in ('0', 'false', 'no', 'off'):
+            return False
+        raise ValueError(f'{_ENV_PREFIX}{field.name.upper()} must be a boolean, got {text!r}')
+    return text
+
+
+def make_config(**kwargs):
+    """Build a :class:`Config` from keyword arguments, the environment and the defaults.
+
+    Parameters
+    ----------
+    **kwargs
+        Any field of :class:`Config`.
+
+    Returns
+    -------
+    Config
+        The validated configuration.
+
+    Raises
+    ------
+    TypeError
+        If a keyword is not a configuration field (the message names it).
+    ValueError
+        If a value (from a keyword or the environment) is out of range or cannot be parsed.
+    """
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    unknown = sorted(set(kwargs) - set(fields))
+    if unknown:
+        raise TypeError(f'unknown mosaic_mpi configuration key(s): {", ".join(unknown)}; '
+                        f'known keys are {", ".join(sorted(fields))}')
+    values = {}
+    for name, field in fields.items():
+        env = os.environ.get(_ENV_PREFIX + name.upper())
+        if name in kwargs:
+            values[name] = kwargs[name]
+        elif env is not None and name != 'comm':
+            values[name] = _parse(field, env)
+    return Config(**values)

@@ -1,0 +1,374 @@
+"""Tesserae: ``@tessera`` classes, their remote proxies and arrays of them.
+
+``@tessera`` returns a :class:`TesseraClass` that wraps the user's class without changing it:
+``Cls(...)`` still builds a plain local object, ``isinstance`` and subclassing work as before, and
+nothing is injected into the class, so user methods may use any name. ``Cls.remote(...)`` builds
+the object on a worker and returns a :class:`TesseraProxy` (or, with ``len=N``, an
+:class:`ArrayProxy`).
+"""
+
+import inspect
+import sys
+
+from .. import context
+from ..messages import Op
+from .task import TaskProxy
+
+__all__ = ['tessera', 'TesseraClass', 'TesseraProxy', 'ArrayProxy', 'TaskArray']
+
+
+def tessera(cls=None, *, max_retries=0):
+    """Make a class usable as a remote actor (tessera).
+
+    Usable bare (``@tessera``) or with options (``@tessera(max_retries=2)``).
+
+    Parameters
+    ----------
+    cls : type
+        The class.
+    max_retries : int
+        Kept for Mosaic compatibility; stored on the class wrapper.
+
+    Returns
+    -------
+    TesseraClass
+        Wrapper with ``remote()``; calling it builds a plain local instance.
+
+    Raises
+    ------
+    TypeError
+        If applied to something that is not a class.
+    """
+    def wrap(cls):
+        if not isinstance(cls, type):
+            raise TypeError(f'@tessera applies to classes, not to {type(cls).__name__}')
+        return TesseraClass(cls, max_retries=max_retries)
+    return wrap if cls is None else wrap(cls)
+
+
+class TesseraClass:
+    """A ``@tessera`` class: the user's class plus :meth:`remote`.
+
+    Parameters
+    ----------
+    cls : type
+        The user's class, unchanged (also ``__wrapped__``).
+    max_retries : int
+        Retry count (Mosaic option).
+    """
+
+    def __init__(self, cls, max_retries=0):
+        self.__wrapped__ = cls
+        self.max_retries = max_retries
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__module__ = cls.__module__
+        self.__doc__ = cls.__doc__
+
+    def __call__(self, *args, **kwargs):
+        return self.__wrapped__(*args, **kwargs)
+
+    def __instancecheck__(self, obj):
+        return isinstance(obj, self.__wrapped__)
+
+    def __subclasscheck__(self, cls):
+        return issubclass(cls, self.__wrapped__)
+
+    def __mro_entries__(self, bases):
+        return (self.__wrapped__,)
+
+    def __getattr__(self, name):
+        if name == '__wrapped__':
+            raise AttributeError(name)
+        return getattr(self.__wrapped__, name)
+
+    def __repr__(self):
+        return f'<tessera {self.__module__}.{self.__qualname__}>'
+
+    def __reduce__(self):
+        # By reference when the name resolves to this very object (every rank imports the
+        # script, so workers find it too); by value otherwise (cloudpickle takes the class).
+        module = sys.modules.get(self.__module__)
+        obj = module
+        for part in self.__qualname__.split('.'):
+            obj = getattr(obj, part, None)
+        if obj is self:
+            return self.__qualname__
+        return TesseraClass, (self.__wrapped__, self.max_retries)
+
+    def remote(self, *args, **kwargs):
+        """Build the object on a worker.
+
+        Parameters
+        ----------
+        *args, **kwargs
+            Constructor arguments (task proxies and outputs are waited for, as in calls).
+        runtime : WorkerHandle, str or int, optional
+            Keyword: the worker to place it on; round-robin over workers by default.
+        len : int, optional
+            Keyword: build an array of this many tesserae, member i on worker i mod W.
+
+        Returns
+        -------
+        TesseraProxy or ArrayProxy
+            Returned at once; ``await`` it to wait for construction.
+
+        Raises
+        ------
+        RuntimeNotRunning
+            If no runtime is running on this rank.
+        ValueError
+            If ``runtime`` names no worker, or ``len`` is not a positive int.
+        SerialisationError
+            If the class or an argument cannot be pickled (naming the argument).
+        """
+        where = kwargs.pop('runtime', None)
+        count = kwargs.pop('len', None)
+        client = context.require().client
+        if count is None:
+            return self._create(client, client.placement.rank_of(where), args, kwargs)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError(f'len= must be a positive int, got {count!r}')
+        if where is not None:
+            ranks = [client.placement.rank_of(where)] * count
+        else:
+            ranks = client.placement.member_ranks(count)
+        return ArrayProxy([self._create(client, rank, args, kwargs) for rank in ranks])
+
+    def _create(self, client, rank, args, kwargs):
+        tessera_id, init = client.submit_create(self, self.__name__, args, dict(kwargs), rank)
+        return TesseraProxy(self, self.__name__, tessera_id, rank, init)
+
+
+def _is_method(cls, name):
+    if cls is None:
+        return None
+    cls = getattr(cls, '__wrapped__', cls)
+    try:
+        attr = inspect.getattr_static(cls, name)
+    except AttributeError:
+        return None
+    if isinstance(attr, (staticmethod, classmethod)):
+        return True
+    if isinstance(attr, property) or not callable(attr):
+        return False
+    return True
+
+
+class TesseraProxy:
+    """Proxy of a tessera living on a worker.
+
+    ``p.method(*args, **kwargs)`` submits a call and returns a :class:`TaskProxy` at once;
+    ``await p.attr`` fetches a copy of a remote attribute; ``await p`` waits for construction.
+    Proxies pickle as references: passed to another tessera, they can be called from there.
+    """
+
+    type = 'tessera_proxy'
+
+    __slots__ = ('_cls', '_name', '_tid', '_rank', '_init')
+
+    def __init__(self, cls, name, tessera_id, rank, init):
+        self._cls = cls
+        self._name = name
+        self._tid = tessera_id
+        self._rank = rank
+        self._init = init
+
+    @property
+    def uid(self):
+        """int: the tessera's id."""
+        return self._tid
+
+    @property
+    def runtime_id(self):
+        """str: uid of the worker hosting it."""
+        return f'worker:{self._rank}'
+
+    @property
+    def remote_runtime(self):
+        """WorkerHandle: the worker hosting it."""
+        return context.require().client.worker_handle(self._rank)
+
+    @property
+    def init_task(self):
+        """TaskProxy or None: the construction task (``None`` for a proxy received by pickle)."""
+        return self._init
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self):
+        if self._init is not None:
+            await self._init
+        return self
+
+    def _submit(self, op, name, args, kwargs):
+        client = context.require().client
+        return client.submit_call(self._tid, self._rank, self._name, op, name, args, kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith('__') and name.endswith('__'):
+            raise AttributeError(name)
+        if _is_method(self._cls, name):
+            return _RemoteMethod(self, name)
+        return _RemoteAttribute(self, name)
+
+    def get_attr(self, name):
+        """Fetch a copy of the remote attribute ``name`` (ordered with this caller's calls).
+
+        Returns
+        -------
+        coroutine
+            Resolves to the value.
+
+        Raises
+        ------
+        AttributeError
+            When awaited, if the remote object has no such attribute.
+        """
+        return self._submit(Op.GETATTR, name, (), {}).result()
+
+    def set_attr(self, name, value):
+        """Set the remote attribute ``name`` (ordered with this caller's calls).
+
+        Returns
+        -------
+        TaskProxy
+            Await it to wait for the write.
+        """
+        return self._submit(Op.SETATTR, name, (value,), {})
+
+    def __reduce__(self):
+        cls = self._cls
+        return _rebuild_tessera_proxy, (cls, self._name, self._tid, self._rank)
+
+    def __repr__(self):
+        return f'<TesseraProxy {self._name}({self._tid}) on worker:{self._rank}>'
+
+
+def _rebuild_tessera_proxy(cls, name, tessera_id, rank):
+    return TesseraProxy(cls, name, tessera_id, rank, None)
+
+
+class _RemoteMethod:
+    __slots__ = ('_proxy', '_name')
+
+    def __init__(self, proxy, name):
+        self._proxy = proxy
+        self._name = name
+
+    def __call__(self, *args, **kwargs):
+        return self._proxy._submit(Op.CALL, self._name, args, kwargs)
+
+
+class _RemoteAttribute:
+    """``p.name`` for a name that is not a method of the class: awaitable, not callable."""
+
+    __slots__ = ('_proxy', '_name')
+
+    def __init__(self, proxy, name):
+        self._proxy = proxy
+        self._name = name
+
+    def __await__(self):
+        return self._proxy.get_attr(self._name).__await__()
+
+    def __call__(self, *args, **kwargs):
+        raise AttributeError(f'{self._proxy._name} has no method {self._name!r}')
+
+
+class TaskArray(list):
+    """The member tasks of a call on an :class:`ArrayProxy`; ``await`` waits for all of them.
+
+    A list of :class:`TaskProxy`; awaiting it returns the list itself.
+    """
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self):
+        for proxy in self:
+            await proxy
+        return self
+
+    async def result(self):
+        """list: the members' return values."""
+        return [await proxy.result() for proxy in self]
+
+
+class ArrayProxy:
+    """An array of tesserae of one class (``Cls.remote(..., len=N)``).
+
+    ``arr[i]`` is member i (on worker i mod W); ``arr.method(...)`` calls every member and returns a
+    :class:`TaskArray`; with ``runtime=worker`` only the members on that worker are called;
+    ``await arr.attr`` is the list of the members' values; ``await arr`` waits for construction.
+    """
+
+    type = 'array_proxy'
+
+    def __init__(self, proxies):
+        self._proxies = list(proxies)
+
+    def __len__(self):
+        return len(self._proxies)
+
+    def __getitem__(self, index):
+        return self._proxies[index]
+
+    def __iter__(self):
+        return iter(self._proxies)
+
+    def __await__(self):
+        return self._wait().__await__()
+
+    async def _wait(self):
+        for proxy in self._proxies:
+            await proxy
+        return self
+
+    def __getattr__(self, name):
+        if name.startswith('__') and name.endswith('__'):
+            raise AttributeError(name)
+        first = self._proxies[0]
+        if _is_method(first._cls, name):
+            return _ArrayMethod(self, name)
+        return _ArrayAttribute(self, name)
+
+    def __repr__(self):
+        return f'<ArrayProxy of {len(self)} {self._proxies[0]._name}>'
+
+
+class _ArrayMethod:
+    __slots__ = ('_array', '_name')
+
+    def __init__(self, array, name):
+        self._array = array
+        self._name = name
+
+    def __call__(self, *args, **kwargs):
+        where = kwargs.pop('runtime', None)
+        members = self._array._proxies
+        if where is not None:
+            rank = context.require().client.placement.rank_of(where)
+            members = [p for p in members if p._rank == rank]
+            if not members:
+                raise ValueError(f'no member of this array lives on worker:{rank}')
+        return TaskArray(p._submit(Op.CALL, self._name, args, kwargs) for p in members)
+
+
+class _ArrayAttribute:
+    __slots__ = ('_array', '_name')
+
+    def __init__(self, array, name):
+        self._array = array
+        self._name = name
+
+    def __await__(self):
+        return self._values().__await__()
+
+    async def _values(self):
+        tasks = [p._submit(Op.GETATTR, self._name, (), {}) for p in self._array._proxies]
+        return [await t.result() for t in tasks]
+
+    def __call__(self, *args, **kwargs):
+        raise AttributeError(f'{self._array[0]._name} has no method {self._name!r}')

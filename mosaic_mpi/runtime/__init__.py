@@ -1,0 +1,1 @@
+"""The runtime of one rank: head or worker bookkeeping on top of the comms layer."""

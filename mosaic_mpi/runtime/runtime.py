@@ -1,0 +1,165 @@
+"""One rank's runtime: the transport, the dispatch table, and the head's and workers' life cycles.
+
+Rank 0 of the runtime's communicator is the *head*: it runs the user's ``main``. Every other rank
+is a *worker*: it hosts tesserae until the head stops the run.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+
+from ..comms import Transport, abort_world, mpi_world
+from ..messages import (Call, Completed, CreateTessera, Drop, Fatal, Fetch, Stop, Stopped, Value)
+from .client import Client, LoopBridge, Requests
+from .placement import RoundRobin, WorkerHandle
+from .warehouse import Warehouse
+from .worker import Worker
+
+__all__ = ['Runtime']
+
+_log = logging.getLogger('mosaic_mpi')
+
+
+class Runtime:
+    """The runtime of this rank, as passed to ``main``.
+
+    Parameters
+    ----------
+    config : Config
+        Settings.
+
+    Attributes
+    ----------
+    uid : str
+        ``'head'`` on rank 0, ``'worker:<rank>'`` elsewhere.
+    rank : int
+        This rank in the runtime's communicator.
+    num_workers : int
+        Number of workers (communicator size - 1).
+    workers : list of WorkerHandle
+        The workers, in rank order.
+    comm : mpi4py.MPI.Intracomm
+        The communicator the runtime was started on (the application's; the runtime itself talks
+        on a private duplicate of it).
+    logger : logging.Logger
+        The ``mosaic_mpi`` logger.
+
+    Raises
+    ------
+    ValueError
+        If the communicator has fewer than 2 ranks.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.comm = config.comm if config.comm is not None else mpi_world()
+        if self.comm.Get_size() < 2:
+            raise ValueError('mosaic_mpi needs at least 2 ranks (1 head + 1 worker): start the '
+                             'script with `mpiexec -n N python script.py`, N >= 2')
+        self.logger = _log
+        self.transport = Transport(self.comm, self._dispatch, max_chunk=config.max_chunk,
+                                   spin_time=config.spin_time, max_sleep=config.max_sleep)
+        self.rank = self.transport.rank
+        self.uid = 'head' if self.rank == 0 else f'worker:{self.rank}'
+        self.workers = [WorkerHandle(f'worker:{r}', r) for r in range(1, self.transport.size)]
+        self.num_workers = len(self.workers)
+        self.bridge = LoopBridge()
+        self.requests = Requests(self.rank)
+        self.warehouse = Warehouse()
+        self.client = Client(self.rank, self.transport, self.bridge, self.requests,
+                             RoundRobin(self.workers), config.oob_threshold)
+        self.worker = None
+        self._stopped_acks = set()
+        self._all_stopped = threading.Event()
+        self._fatal = None
+        self.running = True
+        if self.rank != 0:
+            self.loop = asyncio.new_event_loop()
+            self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
+                                 self.warehouse, config.oob_threshold, self.loop)
+        table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped,
+                 Fatal: self._on_fatal}
+        if self.worker is not None:
+            table.update({CreateTessera: self.worker.on_loop_record,
+                          Call: self.worker.on_loop_record, Stop: self.worker.on_loop_record,
+                          Fetch: self.worker.on_fetch, Drop: self.worker.on_drop})
+        self._table = table
+        self.transport.start()
+
+    @property
+    def is_head(self):
+        """bool: whether this rank is the head."""
+        return self.rank == 0
+
+    # -- progress thread -------------------------------------------------------------------------
+
+    def _dispatch(self, batch):
+        table = self._table
+        for source, record in batch:
+            table[type(record)](source, record)
+        self.bridge.flush()
+
+    def _on_value(self, source, record):
+        self.requests.pop(record.request_id)(record)
+
+    def _on_stopped(self, source, record):
+        self._stopped_acks.add(record.rank)
+        if len(self._stopped_acks) == self.num_workers:
+            self._all_stopped.set()
+
+    def _on_fatal(self, source, record):
+        self._fatal = record
+        _log.critical('worker:%d failed: %s', record.rank, record.message)
+
+    # -- head --------------------------------------------------------------------------------------
+
+    async def barrier(self):
+        """Wait until every task this rank submitted so far has finished."""
+        await self.client.barrier()
+
+    def stop(self, code=0, drain=True, timeout=10.0):
+        """Stop every worker and this rank's transport (head only; idempotent).
+
+        Parameters
+        ----------
+        code : int
+            Exit code the workers end with.
+        drain : bool
+            Wait first for every task the head submitted to finish.
+        timeout : float
+            Seconds to wait for the workers to acknowledge; past it the job is aborted.
+        """
+        if not self.running:
+            return
+        self.running = False
+        if drain:
+            self.client.drain()
+        for worker in self.workers:
+            self.transport.send(worker.rank, Stop(code))
+        if not self._all_stopped.wait(timeout):
+            missing = sorted({w.rank for w in self.workers} - self._stopped_acks)
+            _log.critical('workers %s did not stop within %.0f s: aborting the job', missing,
+                          timeout)
+            abort_world(code or 1)
+        self.transport.close()
+
+    # -- worker ------------------------------------------------------------------------------------
+
+    def serve(self):
+        """Host tesserae until the head says stop (worker only).
+
+        Returns
+        -------
+        int
+            The exit code the head asked for.
+        """
+        asyncio.set_event_loop(self.loop)
+        try:
+            code = self.loop.run_until_complete(self.worker.stopped)
+        finally:
+            self.running = False
+            deadline = time.monotonic() + 10
+            self.transport.close(max(0.0, deadline - time.monotonic()))
+            self.loop.close()
+        return code

@@ -1,0 +1,193 @@
+"""Pure serialisation: objects to an in-band pickle plus out-of-band buffers, and back.
+
+Pickle protocol 5 (PEP 574) lets numpy arrays and other buffer exporters hand their memory to the
+caller instead of copying it into the pickle. Every such buffer of at least ``threshold`` bytes is
+kept out of band; the transport sends each as its own MPI message straight from the array's memory
+and receives it into a fresh, writeable buffer that the unpickled array then wraps (no copy on
+either side). Objects that plain pickle cannot handle (lambdas, closures, classes defined in
+``__main__`` or a notebook) fall back to cloudpickle.
+
+While a buffer is being sent, the array that exported it is made read-only: writing to it raises
+``ValueError: assignment destination is read-only`` in the writer instead of corrupting the message
+in flight. :meth:`Payload.release` (called by the transport when the send completes) makes it
+writeable again. Only the exporting array (and views of exactly the same memory) are guarded; a
+different view of a larger array is not.
+"""
+
+import io
+import pickle
+import threading
+
+import cloudpickle
+import numpy as np
+
+from .errors import SerialisationError
+
+__all__ = ['Payload', 'dumps', 'loads', 'ArrayLock']
+
+_PROTOCOL = 5
+
+
+class ArrayLock:
+    """Reference-counted read-only guard on arrays that are being sent.
+
+    An array locked twice (sent twice at once) becomes writeable again only after both sends end.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held = {}
+
+    def acquire(self, array):
+        """Make ``array`` read-only; return it if this call changed its flag, else ``None``."""
+        with self._lock:
+            entry = self._held.get(id(array))
+            if entry is not None and entry[0] is array:
+                entry[1] += 1
+                return array
+            if not array.flags.writeable:
+                return None
+            array.flags.writeable = False
+            self._held[id(array)] = [array, 1]
+            return array
+
+    def release(self, array):
+        """Undo one :meth:`acquire`; the last one makes the array writeable again."""
+        with self._lock:
+            entry = self._held.get(id(array))
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._held[id(array)]
+                array.flags.writeable = True
+
+
+_ARRAY_LOCK = ArrayLock()
+
+
+class Payload:
+    """A serialised object: in-band pickle bytes plus out-of-band buffers.
+
+    Parameters
+    ----------
+    data : bytes
+        The pickle stream.
+    buffers : list of buffer-like
+        Out-of-band buffers, in the order the pickle refers to them. On the sending side these are
+        :class:`pickle.PickleBuffer` objects wrapping the caller's memory; on the receiving side,
+        writeable ``uint8`` arrays.
+    locked : list of numpy.ndarray
+        Arrays made read-only until :meth:`release`.
+    """
+
+    __slots__ = ('data', 'buffers', 'locked')
+
+    def __init__(self, data, buffers=(), locked=()):
+        self.data = data
+        self.buffers = list(buffers)
+        self.locked = list(locked)
+
+    @property
+    def nbytes(self):
+        """int: total size in bytes, in band and out of band."""
+        return len(self.data) + sum(memoryview(b).nbytes for b in self.buffers)
+
+    def release(self):
+        """Make the arrays locked for sending writeable again (idempotent)."""
+        locked, self.locked = self.locked, []
+        for array in locked:
+            _ARRAY_LOCK.release(array)
+
+    def __reduce__(self):
+        # Inside a message header the buffers stay out of band again: the header's own pickle
+        # (protocol 5 with a buffer_callback) hands them to the transport.
+        return _rebuild_payload, (self.data, *[pickle.PickleBuffer(b) for b in self.buffers])
+
+
+def _rebuild_payload(data, *buffers):
+    return Payload(data, buffers)
+
+
+def _exporter_arrays(buffer):
+    """Arrays whose memory is exactly ``buffer`` (the exporter and same-memory bases)."""
+    arrays = []
+    obj = memoryview(buffer).obj
+    nbytes = memoryview(buffer).nbytes
+    while isinstance(obj, np.ndarray) and obj.nbytes == nbytes:
+        arrays.append(obj)
+        obj = obj.base
+    return arrays
+
+
+def dumps(obj, threshold=65536, lock=True):
+    """Serialise ``obj`` with out-of-band buffers.
+
+    Parameters
+    ----------
+    obj : object
+        Anything pickle or cloudpickle can serialise.
+    threshold : int
+        Minimum size in bytes of a buffer sent out of band; smaller buffers are copied in band.
+    lock : bool
+        Make exported arrays read-only until :meth:`Payload.release`.
+
+    Returns
+    -------
+    Payload
+        The pickle bytes and the out-of-band buffers.
+
+    Raises
+    ------
+    SerialisationError
+        If neither pickle nor cloudpickle can serialise ``obj``; the original error is chained.
+    """
+    buffers = []
+
+    def keep(buffer):
+        if memoryview(buffer).nbytes < threshold:
+            return True
+        buffers.append(buffer)
+        return False
+
+    try:
+        data = pickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=keep)
+    except Exception as plain_error:
+        buffers.clear()
+        try:
+            stream = io.BytesIO()
+            cloudpickle.CloudPickler(stream, protocol=_PROTOCOL, buffer_callback=keep).dump(obj)
+            data = stream.getvalue()
+        except Exception as error:
+            raise SerialisationError(
+                f'cannot pickle {type(obj).__name__} object: {error} '
+                f'(plain pickle said: {plain_error})') from error
+    locked = []
+    if lock:
+        for buffer in buffers:
+            for array in _exporter_arrays(buffer):
+                if _ARRAY_LOCK.acquire(array) is not None:
+                    locked.append(array)
+    return Payload(data, buffers, locked)
+
+
+def loads(payload):
+    """Rebuild the object a :class:`Payload` holds.
+
+    Parameters
+    ----------
+    payload : Payload
+        As produced by :func:`dumps`, or as received by the transport.
+
+    Returns
+    -------
+    object
+        The object; arrays wrap the payload's buffers without copying.
+
+    Raises
+    ------
+    Exception
+        Whatever unpickling raises (for instance ``AttributeError`` or ``ModuleNotFoundError`` when a
+        class cannot be found on this rank).
+    """
+    return pickle.loads(payload.data, buffers=payload.buffers)
