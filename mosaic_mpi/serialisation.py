@@ -60,7 +60,10 @@ class ArrayLock:
             entry[1] -= 1
             if entry[1] == 0:
                 del self._held[id(array)]
-                array.flags.writeable = True
+                try:
+                    array.flags.writeable = True
+                except ValueError:      # its base was made read-only meanwhile by its owner
+                    pass
 
 
 _ARRAY_LOCK = ArrayLock()
@@ -96,7 +99,7 @@ class Payload:
     def release(self):
         """Make the arrays locked for sending writeable again (idempotent)."""
         locked, self.locked = self.locked, []
-        for array in locked:
+        for array in reversed(locked):      # bases before the views made of them
             _ARRAY_LOCK.release(array)
 
     def __reduce__(self):
@@ -190,4 +193,20 @@ def loads(payload):
         Whatever unpickling raises (for instance ``AttributeError`` or ``ModuleNotFoundError`` when a
         class cannot be found on this rank).
     """
-    return pickle.loads(payload.data, buffers=payload.buffers)
+    return _Unpickler(io.BytesIO(payload.data), buffers=payload.buffers).load()
+
+
+def _writeable_frombuffer(buffer, dtype, shape, order):
+    # numpy rebuilds a protocol-5 array with frombuffer; an in-band buffer comes back read-only,
+    # so those (small by construction) are copied: received arrays are always writeable.
+    array = np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
+    if not array.flags.writeable:
+        array = array.copy(order='K')
+    return array
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if name == '_frombuffer' and module in ('numpy.core.numeric', 'numpy._core.numeric'):
+            return _writeable_frombuffer
+        return super().find_class(module, name)

@@ -27,6 +27,7 @@ sleeps with exponential back-off up to ``max_sleep``, waking at once when the ra
 import collections
 import logging
 import pickle
+import sys
 import threading
 import time
 import traceback
@@ -173,6 +174,8 @@ class Transport:
         except BaseException:
             text = traceback.format_exc()
             _log.critical('progress thread of rank %d failed:\n%s', self.rank, text)
+            sys.stderr.write(f'mosaic_mpi: progress thread of rank {self.rank} failed:\n{text}')
+            sys.stderr.flush()
             if self._on_fatal is not None:
                 self._on_fatal(text)
             else:

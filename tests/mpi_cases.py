@@ -1,0 +1,527 @@
+"""Scenarios run under a real mpiexec by test_runtime_mpi.py: ``python mpi_cases.py CASE``.
+
+Every rank imports this file; rank 0 runs ``case_<CASE>(runtime)`` and prints
+``CASE <name> PASSED`` when its assertions hold. Tesserae are module-level classes so workers
+find them by reference.
+"""
+
+import asyncio
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+import mosaic_mpi as mosaic
+from mosaic_mpi import DependencyError, RemoteError, SerialisationError
+
+
+@mosaic.tessera
+class Store:
+    """A tessera that records what happens to it."""
+
+    def __init__(self, value=0, log_path=None):
+        self.value = value
+        self.log = []
+        self.log_path = log_path
+
+    def rank(self):
+        return mosaic.runtime().rank
+
+    def add(self, x, y=0):
+        self.value += x + y
+        self.log.append(x)
+        return self.value
+
+    def echo(self, *args, **kwargs):
+        if kwargs:
+            return args, kwargs
+        return args[0] if len(args) == 1 else args
+
+    def record(self, tag):
+        self.log.append(tag)
+        if self.log_path:
+            with open(self.log_path, 'a') as f:
+                f.write(f'{tag}\n')
+        return tag
+
+    async def arecord(self, tag, delay=0.0):
+        await asyncio.sleep(delay)
+        self.log.append(tag)
+        return tag
+
+    def sleep(self, seconds, tag=None):
+        start = time.time()
+        time.sleep(seconds)
+        if tag is not None:
+            self.log.append(tag)
+        return start, time.time()
+
+    def get_log(self):
+        return list(self.log)
+
+    def shapes(self, kind):
+        return {'single': 7, 'one': (8,), 'two': (1, 'b'), 'dict': {'a': 1, 'b': [2]},
+                'none': None}[kind]
+
+    def fail(self, message='boom'):
+        raise ValueError(message)
+
+    def fail_unpicklable(self):
+        raise UnpicklableError(threading.Lock())
+
+    def nested_types(self, container):
+        return [type(item).__name__ for item in container]
+
+    async def nested_resolve(self, container):
+        return [await item.result() for item in container]
+
+    async def call_other(self, other, x):
+        return await other.add(x).result()
+
+    def give_back(self, proxy):
+        return proxy
+
+    def apply(self, fn, x):
+        return fn(x)
+
+    def writeable(self, array):
+        return bool(array.flags.writeable), bool(array.flags.owndata or array.base is not None)
+
+    @property
+    def doubled(self):
+        return 2 * self.value
+
+    # names the runtime uses for its own objects must stay usable on user classes
+    def result(self):
+        return 'user result'
+
+    def outputs(self):
+        return 'user outputs'
+
+    def remote(self):
+        return 'user remote'
+
+    def done(self):
+        return 'user done'
+
+
+@mosaic.tessera
+class Broken:
+    def __init__(self):
+        raise KeyError('no such resource')
+
+    def method(self):
+        return 1
+
+
+class UnpicklableError(Exception):
+    def __init__(self, lock):
+        super().__init__('carries a lock')
+        self.lock = lock
+
+
+class MyArray(np.ndarray):
+    pass
+
+
+async def expect(exc_type, awaitable):
+    try:
+        await awaitable
+    except exc_type as exc:
+        return exc
+    raise AssertionError(f'expected {exc_type.__name__}')
+
+
+# -- S1, S2, S4, S5 ------------------------------------------------------------------------------
+
+
+async def case_runtime_object(runtime):
+    assert runtime.uid == 'head'
+    assert runtime is mosaic.runtime()
+    assert mosaic.init() is runtime                     # init twice: the same runtime
+    size = runtime.comm.Get_size()
+    assert runtime.num_workers == size - 1
+    assert [w.uid for w in runtime.workers] == [f'worker:{r}' for r in range(1, size)]
+    assert [w.rank for w in runtime.workers] == list(range(1, size))
+    assert runtime.logger.name == 'mosaic_mpi'
+    ranks = await mosaic.gather([Store.remote(runtime=w).rank() for w in runtime.workers])
+    assert [await t.result() for t in ranks] == list(range(1, size))
+
+
+async def case_gather(runtime):
+    s = Store.remote()
+    values = await mosaic.gather([s.echo(i).result() for i in range(5)])
+    assert values == [0, 1, 2, 3, 4]
+    assert mosaic.gather(3) == 3
+    assert mosaic.gather('abc') == 'abc'
+
+
+async def case_drain(runtime):
+    # Calls never awaited still run, and run() waits for them before stopping (S1, S10).
+    path = os.environ['CASE_LOG']
+    s = Store.remote(log_path=path)
+    for i in range(20):
+        s.record(i)
+    s.sleep(0.3, 'last')
+    s.record('end')
+
+
+async def case_main_raises(runtime):
+    s = Store.remote()
+    await s.add(1)
+    raise RuntimeError('main failed on purpose')
+
+
+async def case_main_exit_code(runtime):
+    await Store.remote().add(1)
+    sys.exit(3)
+
+
+# -- S7, S8, S9 --------------------------------------------------------------------------------------
+
+
+async def case_tessera_local_and_placement(runtime):
+    local = Store(5)
+    assert isinstance(local, Store) and local.add(1) == 6 and local.remote() == 'user remote'
+    assert type(local).__name__ == 'Store'
+    W = runtime.num_workers
+    proxies = [Store.remote() for _ in range(2 * W)]
+    assert isinstance(proxies[0], mosaic.TesseraProxy)
+    assert (await proxies[0]) is proxies[0]
+    ranks = [await p.rank().result() for p in proxies]
+    assert ranks == [1 + i % W for i in range(2 * W)], ranks
+    pinned = Store.remote(runtime=runtime.workers[-1])
+    assert await pinned.rank().result() == runtime.workers[-1].rank
+    assert pinned.runtime_id == runtime.workers[-1].uid
+    by_uid = Store.remote(runtime=runtime.workers[0].uid)
+    assert await by_uid.rank().result() == 1
+    array = Store.remote(10, len=W + 1)
+    assert isinstance(array, mosaic.ArrayProxy) and len(array) == W + 1
+    assert (await array) is array
+    assert [await array[i].rank().result() for i in range(W + 1)] == \
+        [1 + i % W for i in range(W + 1)]
+    assert await array.value == [10] * (W + 1)
+    results = await array.add(1)
+    assert [await t.result() for t in results] == [11] * (W + 1)
+    try:
+        Store.remote(runtime='worker:99')
+    except ValueError as exc:
+        assert 'worker:99' in str(exc)
+    else:
+        raise AssertionError('expected ValueError')
+    # user methods named like runtime internals still work remotely
+    s = Store.remote()
+    names = [s.result(), s.outputs(), s.remote(), s.done()]
+    assert [await t.result() for t in names] == ['user result', 'user outputs', 'user remote',
+                                                 'user done']
+
+
+async def case_constructor_raises(runtime):
+    b = Broken.remote()
+    exc = await expect(KeyError, b)
+    assert 'no such resource' in str(exc)
+    assert isinstance(exc.__cause__, mosaic.RemoteTraceback)
+    assert 'Broken' in exc.__cause__.text and '__init__' in exc.__cause__.text
+    exc = await expect(KeyError, b.method())
+    assert 'no such resource' in str(exc)
+    exc = await expect(KeyError, b.method().result())
+
+
+# -- S10, S11, S12 ----------------------------------------------------------------------------------
+
+
+async def case_eager_and_attributes(runtime):
+    s = Store.remote(1)
+    t = s.sleep(0.5)
+    assert isinstance(t, mosaic.TaskProxy)
+    assert t.check_result() is False                    # returned before the method ended
+    await t
+    assert t.check_result() is True
+    assert await s.value == 1
+    assert await s.get_attr('value') == 1
+    assert await s.doubled == 2                         # property evaluated remotely
+    await s.set_attr('value', 5)
+    s.add(1)                                            # ordered with the attribute write
+    assert await s.value == 6
+    await expect(AttributeError, s.no_such_attribute)
+    try:
+        s.no_such_method()
+    except AttributeError as exc:
+        assert 'no_such_method' in str(exc)
+    else:
+        raise AssertionError('expected AttributeError at the call')
+
+
+async def case_ordering(runtime):
+    s = Store.remote()
+    tasks = []
+    for i in range(60):
+        if i % 3 == 0:
+            tasks.append(s.arecord(i, delay=0.002 * (i % 5)))   # async methods do not interleave
+        else:
+            tasks.append(s.record(i))
+    await mosaic.gather(tasks)
+    assert await s.get_log().result() == list(range(60))
+
+
+async def case_blocked_call_holds_only_its_tessera(runtime):
+    W = runtime.num_workers
+    a = Store.remote(runtime=runtime.workers[0])
+    b = Store.remote(runtime=runtime.workers[-1])
+    c = Store.remote(runtime=runtime.workers[-1])
+    slow = a.arecord('slow', delay=1.0)                 # async: the worker loop stays free
+    waiting = b.record(slow.outputs.done, 'waiting')    # must wait for `slow`
+    later = b.record('later')                           # held back behind it
+    other = c.record('other')                           # another tessera: not held back
+    assert await other.result() == 'other'
+    assert waiting.check_result() is False and later.check_result() is False
+    await later
+    assert await waiting.result() == 'waiting'           # the TaskDone argument was removed
+    assert await b.get_log().result() == ['waiting', 'later']
+    # parallel: sleeps on two workers overlap in time
+    if W >= 2:
+        t1, t2 = a.sleep(0.5), b.sleep(0.5)
+        (s1, e1), (s2, e2) = await t1.result(), await t2.result()
+        assert s1 < e2 and s2 < e1
+
+
+# -- S14 ---------------------------------------------------------------------------------------------
+
+
+async def case_actor_to_actor(runtime):
+    a = Store.remote(0)
+    b = Store.remote(100)
+    assert await a.call_other(b, 5).result() == 105
+    assert await b.value == 105
+    back = await a.give_back(b).result()
+    assert isinstance(back, mosaic.TesseraProxy)
+    assert await back.add(1).result() == 106
+
+
+# -- S16, S17, S18 -----------------------------------------------------------------------------------
+
+
+async def case_task_proxy_members(runtime):
+    s = Store.remote()
+    t = s.add(1)
+    assert t.type == 'task_proxy'
+    assert t.tessera_id == s.uid
+    assert t.runtime_id == s.runtime_id and t.remote_runtime.uid == s.runtime_id
+    assert t.collectable is True
+    assert t.size() > 0
+    assert (await t.init_future) is t
+    seen = []
+    t.add_done_callback(lambda proxy: seen.append(proxy))
+    assert (await t.wait()) is t
+    assert (await t.done_future) is t
+    await asyncio.sleep(0.01)
+    assert seen == [t]
+    assert t.size(pending=True) == 0
+    assert t.state is mosaic.TaskStatus.DONE
+    f = s.fail()
+    await expect(ValueError, f.done_future)
+    try:
+        f.check_result()
+    except ValueError:
+        pass
+    else:
+        raise AssertionError('check_result should raise')
+
+
+async def case_result_shapes(runtime):
+    s = Store.remote()
+    assert await s.shapes('single').result() == 7
+    assert await s.shapes('one').result() == 8                      # 1-tuple unwrapped
+    assert await s.shapes('two').result() == (1, 'b')
+    assert await s.shapes('dict').result() == {'a': 1, 'b': [2]}
+    assert await s.shapes('none').result() is None
+    big = s.echo(np.arange(100000.0))
+    first = await big.result()
+    received = runtime.transport.bytes_received
+    again = await big.result()
+    assert again is first                                           # cached: no second transfer
+    assert runtime.transport.bytes_received == received
+
+
+async def case_outputs(runtime):
+    s = Store.remote()
+    two = s.shapes('two')
+    single = s.shapes('single')
+    d = s.shapes('dict')
+    sent = runtime.transport.bytes_sent
+    refs = [two.outputs[0], two.outputs[1], single.outputs[0], d.outputs['b'], two.outputs.done,
+            two.done]
+    assert runtime.transport.bytes_sent == sent                      # references send nothing
+    assert await two.outputs[1].result() == 'b'
+    assert await single.outputs[0].result() == 7                    # non-tuple: 0 is the value
+    assert await d.outputs['b'].result() == [2]
+    assert await two.outputs.done.result() is None
+    await expect(IndexError, single.outputs[1].result())
+    await expect(KeyError, d.outputs['zz'].result())
+    assert isinstance(refs[0], mosaic.TaskOutput) and isinstance(refs[4], mosaic.TaskDone)
+
+
+# -- S19 ---------------------------------------------------------------------------------------------
+
+
+async def case_dependencies(runtime):
+    W = runtime.num_workers
+    a = Store.remote(runtime=runtime.workers[0])
+    b = Store.remote(runtime=runtime.workers[-1])
+    # x -> y -> z on one tessera
+    x = a.echo(1)
+    y = a.add(x)
+    z = a.add(y, y=x)
+    assert await z.result() == 1 + (1 + 1)
+    # a -> b -> a, values worker to worker
+    t1 = a.echo(np.arange(10.0))
+    t2 = b.echo(t1)
+    t3 = a.echo(t2)
+    assert np.array_equal(await t3.result(), np.arange(10.0))
+    # one task feeding two consumers
+    src = a.echo(21)
+    c1, c2 = a.add(src), b.echo(src)
+    assert await c2.result() == 21
+    assert isinstance(await c1.result(), int)
+    # keyword TaskOutput, TaskDone shifting positional arguments
+    pair = b.shapes('two')
+    r = a.echo(pair.outputs[0], key=pair.outputs[1])
+    assert await r.result() == ((1,), {'key': 'b'})
+    r = a.echo(pair.outputs.done, 'shifted')
+    assert await r.result() == 'shifted'
+    r = a.echo(pair.done, 'x', done=pair.done)
+    assert await r.result() == 'x'
+    # a task already finished and awaited can still be an input
+    await pair
+    assert await a.echo(pair.outputs[1]).result() == 'b'
+    # constructor arguments may be dependencies too
+    c = Store.remote(pair.outputs[0])
+    assert await c.value == 1
+    # nested references are passed as references
+    inner = b.echo(5)
+    assert await a.nested_types([inner, inner.outputs[0]]).result() == ['TaskProxy',
+                                                                         'TaskOutput']
+    assert await a.nested_resolve([inner, inner.outputs[0]]).result() == [5, 5]
+
+
+async def case_worker_to_worker(runtime):
+    if runtime.num_workers < 2:
+        print('CASE worker_to_worker PASSED')
+        return
+    a = Store.remote(runtime=runtime.workers[0])
+    b = Store.remote(runtime=runtime.workers[1])
+    await a
+    await b
+    received = runtime.transport.bytes_received
+    sent = runtime.transport.bytes_sent
+    big = a.apply(np.ones, 4_000_000)                 # made on worker 1: 32 MB
+    total = b.echo(big)
+    await total
+    s = b.apply(np.sum, total)
+    assert await s.result() == 4_000_000.0
+    assert runtime.transport.bytes_received - received < 1_000_000    # the head relayed nothing
+    assert runtime.transport.bytes_sent - sent < 1_000_000
+
+
+# -- S20, S22 ----------------------------------------------------------------------------------------
+
+
+async def case_exceptions(runtime):
+    s = Store.remote()
+    f = s.fail('bad input 42')
+    exc = await expect(ValueError, f)
+    assert str(exc) == 'bad input 42'
+    tb = exc.__cause__
+    assert isinstance(tb, mosaic.RemoteTraceback)
+    assert 'worker:' in tb.text and 'Store' in tb.text and 'method fail' in tb.text
+    assert "raise ValueError(message)" in tb.text
+    exc = await expect(ValueError, f.result())
+    assert await s.add(2).result() == 2                  # the tessera keeps working
+    dependent = s.add(f)
+    exc = await expect(DependencyError, dependent)
+    assert 'Store.fail' in str(exc) and 'ValueError' in str(exc)
+    assert isinstance(exc.__cause__, ValueError) and str(exc.__cause__) == 'bad input 42'
+    chained = s.add(dependent)
+    exc = await expect(DependencyError, chained.result())
+    assert isinstance(exc.__cause__, DependencyError)
+    assert isinstance(exc.__cause__.__cause__, ValueError)
+    exc = await expect(RemoteError, s.fail_unpicklable())
+    assert 'UnpicklableError' in exc.type_name and 'carries a lock' in exc.message
+    assert await s.add(0).result() == 2
+
+
+async def case_user_errors_at_call(runtime):
+    s = Store.remote()
+    lock = threading.Lock()
+    for call in (lambda: s.echo(1, lock), lambda: s.echo(1, key=lock)):
+        try:
+            call()
+        except SerialisationError as exc:
+            assert ('positional argument 1' in str(exc) or "keyword argument 'key'" in str(exc))
+            assert 'Store.echo' in str(exc)
+        else:
+            raise AssertionError('expected SerialisationError at the call')
+    assert await s.apply(lambda v: v * 3, 5).result() == 15            # cloudpickle fallback
+    try:
+        Store.remote(lock)
+    except SerialisationError as exc:
+        assert 'positional argument 0' in str(exc)
+    else:
+        raise AssertionError('expected SerialisationError')
+
+
+# -- data path ---------------------------------------------------------------------------------------
+
+
+def _arrays():
+    rng = np.random.default_rng(0)
+    out = []
+    for dtype in ['bool', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64',
+                  'uint64', 'float16', 'float32', 'float64', 'complex64', 'complex128', '>f8',
+                  '<i4', 'datetime64[ns]', 'timedelta64[s]', 'U5', 'S3']:
+        out.append((rng.random(1000) * 100).astype(dtype))
+    out.append(np.zeros(3, dtype=[('x', 'f4'), ('y', 'i8', (2,))]))
+    big = rng.random((300, 400))
+    out += [big, np.asfortranarray(big), big[::2, ::3], big.T, big[:0], np.float64(3.5),
+            np.array(7), np.empty((0, 5)), rng.random(10).view(MyArray)]
+    return out
+
+
+async def case_arrays_round_trip(runtime):
+    s = Store.remote()
+    arrays = _arrays()
+    results = await mosaic.gather([s.echo(a).result() for a in arrays])
+    for sent, got in zip(arrays, results):
+        assert type(got) is type(sent), (type(got), type(sent))
+        if isinstance(sent, np.ndarray):
+            assert got.dtype == sent.dtype and got.shape == sent.shape
+            if sent.flags.c_contiguous or sent.flags.f_contiguous:
+                assert got.flags.c_contiguous == sent.flags.c_contiguous
+                assert got.flags.f_contiguous == sent.flags.f_contiguous
+            else:                                       # strided views arrive compacted
+                assert got.flags.c_contiguous
+            assert got.flags.writeable
+            assert np.array_equal(got, sent) or np.array_equal(got.view('u1'), sent.view('u1'))
+        else:
+            assert got == sent
+    w = await s.writeable(np.arange(200000.0)).result()
+    assert w == (True, True)
+    # arrays we sent are writeable again once the call is done
+    a = np.arange(200000.0)
+    await s.echo(a)
+    a[0] = 5.0
+
+
+CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
+
+
+async def main(runtime):
+    name = sys.argv[1]
+    await CASES[name](runtime)
+    print(f'CASE {name} PASSED', flush=True)
+
+
+if __name__ == '__main__':
+    mosaic.run(main)

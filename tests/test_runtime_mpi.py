@@ -1,0 +1,47 @@
+"""The runtime under a real mpiexec: every scenario of mpi_cases.py on 2 and 3 ranks."""
+
+import pytest
+
+from conftest import HERE, run_mpi
+
+import importlib.util
+
+_spec = importlib.util.spec_from_file_location('mpi_cases', HERE / 'mpi_cases.py')
+_cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_cases)
+
+SPECIAL = {'drain', 'main_raises', 'main_exit_code'}
+CASES = sorted(set(_cases.CASES) - SPECIAL)
+
+
+@pytest.mark.parametrize('n', [2, 3])
+@pytest.mark.parametrize('case', CASES)
+def test_case(case, n):
+    result = run_mpi([HERE / 'mpi_cases.py', case], n=n)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'CASE {case} PASSED' in result.stdout, result.stdout + result.stderr
+
+
+def test_calls_never_awaited_still_run_before_stop(tmp_path):
+    log = tmp_path / 'log.txt'
+    result = run_mpi([HERE / 'mpi_cases.py', 'drain'], n=3, env={'CASE_LOG': str(log)})
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().split() == [str(i) for i in range(20)] + ['end']
+
+
+@pytest.mark.parametrize('n', [2, 3])
+def test_exception_in_main_stops_every_rank_nonzero(n):
+    result = run_mpi([HERE / 'mpi_cases.py', 'main_raises'], n=n, timeout=60)
+    assert result.returncode != 0
+    assert 'RuntimeError: main failed on purpose' in result.stderr
+
+
+def test_sys_exit_code_in_main_is_the_exit_code():
+    result = run_mpi([HERE / 'mpi_cases.py', 'main_exit_code'], n=3, timeout=60)
+    assert result.returncode == 3, result.stderr
+
+
+def test_too_few_ranks_is_a_clear_error():
+    result = run_mpi([HERE / 'mpi_cases.py', 'gather'], n=1, timeout=60)
+    assert result.returncode != 0
+    assert 'needs at least 2 ranks' in result.stderr
