@@ -1,0 +1,200 @@
+"""Pure parts of mosaic_mpi, without MPI: serialisation, config, selection, errors, API surface."""
+
+import os
+import pickle
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import mosaic_mpi
+from mosaic_mpi.config import make_config
+from mosaic_mpi.core.task import Task, TaskStatus
+from mosaic_mpi.errors import DependencyError, RemoteError, RemoteTraceback, SerialisationError
+from mosaic_mpi.messages import Select, make_id, id_rank
+from mosaic_mpi.runtime.failures import pack_error, unpack_error
+from mosaic_mpi.runtime.warehouse import Entry, Warehouse, select
+from mosaic_mpi.serialisation import Payload, dumps, loads
+
+
+def _wire(payload):
+    """What the receiving rank gets: copies of the buffers in fresh uint8 arrays."""
+    received = [np.frombuffer(pickle.PickleBuffer(b).raw(), np.uint8).copy()
+                for b in payload.buffers]
+    return Payload(payload.data, received)
+
+
+@pytest.mark.parametrize('array', [np.arange(100000.0), np.asfortranarray(np.ones((300, 200))),
+                                   np.arange(10), np.zeros(0), np.arange(60000).reshape(200, 300)[:, ::2],
+                                   np.arange(20000, dtype='>i4')])
+def test_arrays_round_trip_out_of_band(array):
+    payload = dumps(array, threshold=1024)
+    got = loads(_wire(payload))
+    payload.release()
+    assert got.dtype == array.dtype and got.shape == array.shape
+    assert np.array_equal(got, array)
+    assert got.flags.writeable
+    if array.nbytes >= 1024 and (array.flags.c_contiguous or array.flags.f_contiguous):
+        assert len(payload.buffers) == 1 and len(payload.data) < 1024      # zero-copy path
+        assert got.flags.f_contiguous == array.flags.f_contiguous
+
+
+def test_sent_arrays_are_read_only_until_released():
+    array = np.arange(100000.0)
+    first = dumps(array)
+    second = dumps(array)
+    with pytest.raises(ValueError, match='read-only'):
+        array[0] = 1.0
+    first.release()
+    with pytest.raises(ValueError, match='read-only'):
+        array[0] = 1.0
+    second.release()
+    array[0] = 1.0
+    fortran = np.asfortranarray(np.ones((300, 300)))
+    payload = dumps(fortran)
+    with pytest.raises(ValueError):
+        fortran[0, 0] = 2.0
+    payload.release()
+    fortran[0, 0] = 2.0
+    assert fortran[0, 0] == 2.0
+
+
+def test_cloudpickle_fallback_and_clear_error():
+    square = loads(_wire(dumps(lambda x: x * x)))
+    assert square(7) == 49
+    with pytest.raises(SerialisationError, match='cannot pickle'):
+        dumps(threading.Lock())
+
+
+def test_config_precedence_and_unknown_keys(monkeypatch):
+    monkeypatch.setenv('MOSAIC_MPI_OOB_THRESHOLD', '123')
+    monkeypatch.setenv('MOSAIC_MPI_WORKER_EXIT', 'no')
+    config = make_config()
+    assert config.oob_threshold == 123 and config.worker_exit is False
+    assert make_config(oob_threshold=7).oob_threshold == 7
+    with pytest.raises(TypeError, match='bogus_key'):
+        make_config(bogus_key=1)
+    with pytest.raises(ValueError):
+        make_config(max_chunk=2 ** 31)
+    monkeypatch.setenv('MOSAIC_MPI_WORKER_EXIT', 'maybe')
+    with pytest.raises(ValueError, match='boolean'):
+        make_config()
+
+
+def test_select_outputs():
+    assert select((5,), Select.WHOLE) == 5
+    assert select((1, 2), Select.WHOLE) == (1, 2)
+    assert select((1, 2), 1) == 2
+    assert select(np.float64(3), 0) == 3
+    assert select({'a': 1}, 'a') == 1
+    assert select((1, 2), Select.DONE) is None
+    with pytest.raises(IndexError):
+        select(7, 1)
+    with pytest.raises(KeyError):
+        select({'a': 1}, 'b')
+    assert Select.WHOLE != 0                       # never confused with output 0
+
+
+def test_warehouse_waiters_run_once_value_arrives():
+    warehouse = Warehouse()
+    seen = []
+    warehouse.subscribe(1, seen.append)
+    assert seen == []
+    warehouse.put(1, Entry(True, 'v', None))
+    warehouse.subscribe(1, seen.append)
+    assert [e.value for e in seen] == ['v', 'v']
+    warehouse.drop([1, 99])
+    assert 1 not in warehouse and len(warehouse) == 0
+
+
+def test_errors_keep_type_message_and_chain():
+    try:
+        raise ValueError('bad')
+    except ValueError as exc:
+        packed = pack_error(exc, 'Remote traceback (worker:1, tessera T(1), method m):')
+    rebuilt = unpack_error(packed)
+    assert type(rebuilt) is ValueError and str(rebuilt) == 'bad'
+    assert isinstance(rebuilt.__cause__, RemoteTraceback)
+    assert 'method m' in rebuilt.__cause__.text and "raise ValueError('bad')" in rebuilt.__cause__.text
+    dependent = DependencyError('not run')
+    dependent.__cause__ = rebuilt
+    again = unpack_error(pack_error(dependent, ''))
+    assert isinstance(again, DependencyError) and isinstance(again.__cause__, ValueError)
+    assert 'method m' in again.__cause__.__cause__.text
+
+    class Unpicklable(Exception):
+        def __init__(self):
+            super().__init__('holds a lock')
+            self.lock = threading.Lock()
+    try:
+        raise Unpicklable()
+    except Unpicklable as exc:
+        remote = unpack_error(pack_error(exc, 'here'))
+    assert isinstance(remote, RemoteError) and 'Unpicklable' in remote.type_name
+    assert remote.message == 'holds a lock' and 'here' in remote.traceback
+
+
+def test_worker_side_task_fills_and_removes_slots():
+    ready = []
+    task = Task(make_id(0, 5), make_id(0, 1), 0, 'solve', local_rank=1)
+    assert task.type == 'task' and task.is_remote and task.sender_id == 'head'
+    assert id_rank(task.uid) == 0
+    task.set_arguments(['x', None, None], {'k': None}, 3, ready.append)
+    task.fill(1, 'value')
+    task.fill(2, None, remove=True)
+    assert not task.ready
+    task.fill('k', 42)
+    assert task.ready and ready == [task]
+    assert task.args_value() == ('x', 'value') and task.kwargs_value() == {'k': 42}
+    finished = []
+    task.set_finish_callback(lambda t, v, e: finished.append((v, e)))
+    task.add_event('started')
+    task.set_result(3)
+    assert task.check_result() is True and finished == [(3, None)]
+    assert task.status is TaskStatus.DONE and task.events[-1][1] == 'finished'
+
+
+def test_tessera_class_stays_a_plain_local_class():
+    class Counter:
+        def __init__(self, n=0):
+            self.n = n
+
+        def remote(self):                      # a name the runtime also uses
+            return 'mine'
+
+    before = dict(vars(Counter))
+    Tessera = mosaic_mpi.tessera(Counter)
+    assert dict(vars(Counter)) == before       # nothing injected into the user's class
+    c = Tessera(2)
+    assert type(c) is Counter and isinstance(c, Tessera) and c.n == 2
+    assert c.remote() == 'mine'
+
+    class Sub(Tessera):
+        pass
+    assert Sub(3).n == 3 and issubclass(Sub, Tessera)
+    with pytest.raises(mosaic_mpi.RuntimeNotRunning):
+        Tessera.remote()
+    with pytest.raises(TypeError):
+        mosaic_mpi.tessera(lambda: 1)
+
+
+def test_public_api_list_is_honest():
+    for name in mosaic_mpi.__all__:
+        assert hasattr(mosaic_mpi, name), name
+    public = {n for n in dir(mosaic_mpi) if not n.startswith('_')}
+    modules = {'api', 'comms', 'config', 'context', 'core', 'errors', 'messages', 'runtime',
+               'serialisation'}
+    assert public - set(mosaic_mpi.__all__) - modules == set()
+
+
+def test_importing_does_not_start_mpi():
+    code = 'import sys, mosaic_mpi; print("mpi4py.MPI" in sys.modules)'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == 'False', out.stderr
+
+
+def test_gather_passes_non_lists_through():
+    assert mosaic_mpi.gather(5) == 5
+    assert mosaic_mpi.gather([1, 2]) == [1, 2]
