@@ -45,3 +45,10 @@ def test_too_few_ranks_is_a_clear_error():
     result = run_mpi([HERE / 'mpi_cases.py', 'gather'], n=1, timeout=60)
     assert result.returncode != 0
     assert 'needs at least 2 ranks' in result.stderr
+
+
+@pytest.mark.parametrize('n', [2, 3])
+def test_init_then_stop_from_synchronous_code(n):
+    result = run_mpi([HERE / 'mpi_init_stop.py'], n=n)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count('INIT STOP PASSED') == 1, result.stdout   # only the head goes on
