@@ -86,6 +86,9 @@ class Store:
     def apply(self, fn, x):
         return fn(x)
 
+    def stored_results(self):
+        return len(mosaic.runtime().warehouse)
+
     def writeable(self, array):
         return bool(array.flags.writeable), bool(array.flags.owndata or array.base is not None)
 
@@ -512,6 +515,24 @@ async def case_arrays_round_trip(runtime):
     a = np.arange(200000.0)
     await s.echo(a)
     a[0] = 5.0
+
+
+async def case_results_freed_when_no_proxy_refers(runtime):
+    s = Store.remote()
+    await s
+    base = await s.stored_results().result()
+    for i in range(300):
+        await s.echo(np.ones(10000))                     # proxies dropped at once
+    kept = [s.echo(i) for i in range(5)]
+    producer = s.echo(7)
+    consumer = s.add(producer)
+    del producer                                         # the consumer still needs it
+    assert await consumer.result() == 7
+    await asyncio.sleep(0.2)
+    left = await s.stored_results().result()
+    # kept (5) + consumer + this very call; the construction and stored_results proxies too
+    assert left - base <= 5 + 3, (base, left)
+    assert [await t.result() for t in kept] == list(range(5))
 
 
 CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
