@@ -85,6 +85,7 @@ BAD_FILES = {
     'missing spacing': (dict(spacing=None), "no dataset 'space/spacing'"),
     'one spacing value': (dict(spacing=[5e-4]), 'spacing must have 2 values'),
     'negative spacing': (dict(spacing=[5e-4, -5e-4]), 'spacing must be finite and > 0'),
+    'text spacing': (dict(spacing=[b'a', b'b']), 'spacing must be numbers'),
     'bad time step': (dict(step=-1.0), "'time/step'"),
     'bad time num': (dict(num=2.5), "'time/num'"),
 }

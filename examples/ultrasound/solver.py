@@ -1,0 +1,178 @@
+"""Finite-difference solver of the 2D acoustic wave equation with an absorbing sponge.
+
+Equation (pressure ``p``, sound speed ``c``, damping ``eta`` non-zero only in the sponge)::
+
+    p_tt + eta p_t = c^2 (laplacian(p) + s(t) delta(x - x_s))
+
+Discretisation: centred second-order differences in time (leapfrog), a centred Laplacian
+of order 2, 4 (default), 6 or 8 in space, and a centred first difference for ``p_t``::
+
+    p[n+1] = (2 p[n] - (1 - eta dt/2) p[n-1] + c^2 dt^2 (L p[n] + s[n] / (dx dy))) / (1 + eta dt/2)
+
+The model is padded by ``absorbing`` cells per side with its edge values; ``p = 0`` beyond.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .discretisation import (CFL_SAFETY, LAPLACIAN_WEIGHTS, cfl_limit, damping_profile,
+                             stable_time_step)
+from .model import validate_speeds
+
+__all__ = ['CFL_SAFETY', 'LAPLACIAN_WEIGHTS', 'cfl_limit', 'stable_time_step',
+           'damping_profile', 'AcousticSolver2D']
+
+
+class AcousticSolver2D:
+    """Time-domain acoustic solver for shots fired and recorded at point transducers.
+
+    Parameters
+    ----------
+    model : np.ndarray
+        Sound speed, shape ``(nx, ny)``, m/s (finite, > 0).
+    spacing : sequence of float
+        Grid spacing ``(dx, dy)`` in metres.
+    dt : float
+        Time step in s; must not exceed :func:`cfl_limit`.
+    num_steps : int
+        Number of time samples ``t_n = n dt``, ``n = 0 .. num_steps - 1``.
+    transducers : np.ndarray or RingGeometry
+        Integer cells ``(ix, iy)`` of the transducers, shape ``(num_transducers, 2)``, in
+        the model grid (or an object with such a ``cells`` attribute).
+    absorbing : int
+        Width in cells of the sponge added around the model (0: no sponge, pressure-release
+        walls ``p = 0`` just outside the model).
+    space_order : {2, 4, 6, 8}
+        Order of the Laplacian.
+    reflection : float
+        Target reflection of the sponge (see :func:`damping_profile`).
+
+    Raises
+    ------
+    ValueError
+        For an invalid model, time step, transducer cell, order or layer width.
+    """
+
+    def __init__(self, model, spacing, dt: float, num_steps: int, transducers,
+                 absorbing: int = 40, space_order: int = 4, reflection: float = 1e-3):
+        speeds = validate_speeds(model, 'model')
+        self.spacing = tuple(float(h) for h in spacing)
+        self.dt = float(dt)
+        self.num_steps = int(num_steps)
+        self.absorbing = int(absorbing)
+        self.space_order = int(space_order)
+        max_speed = float(speeds.max())
+        limit = cfl_limit(max_speed, self.spacing, self.space_order)
+        if not (math.isfinite(self.dt) and 0 < self.dt <= limit):
+            raise ValueError(f'time step {dt} s is outside (0, {limit:.6g}] s, the stability '
+                             f'limit for c_max = {max_speed} m/s and spacing {self.spacing} m')
+        if self.num_steps < 1:
+            raise ValueError(f'number of time steps must be >= 1; got {num_steps}')
+        cells = np.asarray(getattr(transducers, 'cells', transducers), dtype=np.int64)
+        if cells.ndim != 2 or cells.shape[1] != 2 or cells.shape[0] < 1:
+            raise ValueError(f'transducer cells must have shape (n, 2); got {cells.shape}')
+        if np.any(cells < 0) or np.any(cells >= np.asarray(speeds.shape)):
+            raise ValueError(f'transducer cells must lie inside the model grid {speeds.shape}')
+        self.cells = cells
+
+        a, halo = self.absorbing, self.space_order // 2
+        padded = np.pad(speeds.astype(np.float64), a, mode='edge')
+        eta = damping_profile(padded.shape, a, self.spacing, max_speed, reflection)
+        denominator = 1.0 + 0.5 * eta * self.dt
+        k = padded ** 2 * self.dt ** 2 / denominator
+        # The fields have `halo` zero cells around the padded grid, and every array is used
+        # flat: the update runs over whole rows of the field (halo columns included, where
+        # all coefficients are 0 so the field stays 0), and every neighbour is then a
+        # contiguous 1D slice, which numpy processes about 3x faster than 2D views.
+        # The update, regrouped so that each array is read once per step (all float32):
+        # p[n+1] = centre p[n] - b p[n-1] + sum_g coef_g (sum of the neighbours in group g),
+        # where a group holds the neighbours that share a stencil weight w_g / h^2.
+        w0, weights = LAPLACIAN_WEIGHTS[self.space_order]
+        groups = {}
+        for axis, h in enumerate(self.spacing):
+            for offset, weight in enumerate(weights, start=1):
+                groups.setdefault(weight / h ** 2, []).append((axis, offset))
+        centre = (2.0 + padded ** 2 * self.dt ** 2 * sum(w0 / h ** 2 for h in self.spacing))
+
+        def flat(values):
+            return np.pad(values, ((0, 0), (halo, halo))).astype(np.float32).ravel()
+
+        self._centre = flat(centre / denominator)
+        self._neg_b = flat(-(1.0 - 0.5 * eta * self.dt) / denominator)
+        self._coefs = [flat(k * weight) for weight in groups]
+        width = padded.shape[1] + 2 * halo
+        start, stop = halo * width, (halo + padded.shape[0]) * width
+        shifts = [[(offset * width if axis == 0 else offset) * sign
+                   for axis, offset in group for sign in (1, -1)] for group in groups.values()]
+        self._fields = [np.zeros((padded.shape[0] + 2 * halo) * width, np.float32)
+                        for _ in range(2)]
+        # Per field: the flat field, its updated region, and the shifted neighbour slices.
+        self._views = [(f, f[start:stop], [[f[start + s:stop + s] for s in group]
+                                           for group in shifts]) for f in self._fields]
+        self._tmp = np.zeros(stop - start, np.float32)
+        self._record = (cells[:, 0] + a + halo) * width + cells[:, 1] + a + halo
+        self._source_offset = (cells[:, 0] + a) * width + cells[:, 1] + a + halo
+        # Point source: delta(x - x_s) ~ 1 / (dx dy) on the source cell.
+        self._source_k = k[cells[:, 0] + a, cells[:, 1] + a] / (self.spacing[0] * self.spacing[1])
+
+    def _step(self, current, previous) -> np.ndarray:
+        """Overwrite the field ``previous`` (p[n-1]) with p[n+1]; return its updated region."""
+        _, centre, neighbours = current
+        nxt, tmp = previous[1], self._tmp
+        np.multiply(nxt, self._neg_b, out=nxt)
+        np.multiply(centre, self._centre, out=tmp)
+        np.add(nxt, tmp, out=nxt)
+        for views, coef in zip(neighbours, self._coefs):
+            np.add(views[0], views[1], out=tmp)
+            for view in views[2:]:
+                np.add(tmp, view, out=tmp)
+            np.multiply(tmp, coef, out=tmp)
+            np.add(nxt, tmp, out=nxt)
+        return nxt
+
+    def run_shot(self, source_index: int, wavelet: np.ndarray) -> np.ndarray:
+        """Fire transducer ``source_index`` with ``wavelet``; record at every transducer.
+
+        Parameters
+        ----------
+        source_index : int
+            Index of the source transducer, ``0 <= source_index < num_transducers``.
+        wavelet : np.ndarray
+            Source time function ``s[n]`` at ``t_n = n dt``, shape ``(num_steps,)``.
+
+        Returns
+        -------
+        np.ndarray
+            float32, shape ``(num_transducers, num_steps)``: pressure at each transducer
+            cell at each time ``t_n`` (arbitrary units, linear in the wavelet).
+
+        Raises
+        ------
+        ValueError
+            If ``source_index`` is out of range or ``wavelet`` has the wrong shape.
+        """
+        source_index = int(source_index)
+        if not 0 <= source_index < self.cells.shape[0]:
+            raise ValueError(f'source index {source_index} out of range '
+                             f'[0, {self.cells.shape[0]})')
+        wavelet = np.asarray(wavelet, dtype=np.float32)
+        if wavelet.shape != (self.num_steps,):
+            raise ValueError(f'wavelet must have shape ({self.num_steps},); '
+                             f'got {wavelet.shape}')
+        injection = (self._source_k[source_index] * wavelet).astype(np.float32)
+        src = self._source_offset[source_index]
+        traces = np.empty((self.num_steps, self.cells.shape[0]), np.float32)
+        for field in self._fields:
+            field.fill(0.0)
+        current, previous = 0, 1
+        for n in range(self.num_steps):
+            np.take(self._views[current][0], self._record, out=traces[n], mode='clip')
+            if n == self.num_steps - 1:
+                break
+            nxt = self._step(self._views[current], self._views[previous])
+            nxt[src] += injection[n]
+            current, previous = previous, current
+        return np.ascontiguousarray(traces.T)

@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Forward-model 2D ultrasound shots through a sound-speed model, one shot per task.
+
+Run on the runtime (rank 0 is the head, the other ranks are workers)::
+
+    mpiexec -n 3 python examples/ultrasound_forward_2d.py [options]
+
+or in this process only, without the runtime::
+
+    python examples/ultrasound_forward_2d.py --serial [options]
+
+Every rank parses the options and loads the model before the runtime starts, so bad input
+makes every rank exit with code 2 and a one-line message (printed by rank 0 only).
+See docs/ultrasound.md for the physics, options and outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+START = time.perf_counter()
+# The physics package sits next to this script; workers import it by the same name.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ultrasound.job import DEFAULTS, ShotConfig, build_config, forward_model_serial  # noqa: E402
+from ultrasound.output import plot_shots, write_traces  # noqa: E402
+from ultrasound.wavelets import WAVELETS  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    argparse.Namespace
+        ``model, shots, steps, transducers, frequency, wavelet, absorbing, space_order,
+        output, serial``.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--model', metavar='PATH',
+                        help="Stride-layout HDF5 sound-speed model (default: built-in phantom)")
+    parser.add_argument('--shots', type=int, default=DEFAULTS['shots'], metavar='N',
+                        help='number of shots, spread evenly around the ring '
+                             '(default %(default)s)')
+    parser.add_argument('--steps', type=int, metavar='N',
+                        help="time steps (default: the file's time/num, else one crossing "
+                             "of the model at its slowest speed)")
+    parser.add_argument('--transducers', type=int, default=DEFAULTS['transducers'], metavar='N',
+                        help='transducers on the ring (default %(default)s)')
+    parser.add_argument('--frequency', type=float, default=DEFAULTS['frequency'], metavar='HZ',
+                        help='centre frequency in Hz (default %(default)g)')
+    parser.add_argument('--wavelet', choices=sorted(WAVELETS), default=DEFAULTS['wavelet'],
+                        help='source wavelet (default %(default)s)')
+    parser.add_argument('--absorbing', type=int, default=DEFAULTS['absorbing'], metavar='CELLS',
+                        help='absorbing layer width in cells (default %(default)s)')
+    parser.add_argument('--space-order', type=int, choices=(2, 4, 6, 8),
+                        default=DEFAULTS['space_order'],
+                        help='order of the Laplacian (default %(default)s)')
+    parser.add_argument('--output', default='output', metavar='DIR',
+                        help='output directory (default ./%(default)s)')
+    parser.add_argument('--serial', action='store_true',
+                        help='compute every shot in this process, without the runtime')
+    return parser.parse_args(argv)
+
+
+def launcher_rank() -> int:
+    """Rank given by the MPI launcher's environment, read without initialising MPI.
+
+    Returns
+    -------
+    int
+        ``PMI_RANK`` (MPICH), ``OMPI_COMM_WORLD_RANK`` (Open MPI) or ``SLURM_PROCID``;
+        0 when none is set.
+    """
+    for name in ('PMI_RANK', 'OMPI_COMM_WORLD_RANK', 'SLURM_PROCID'):
+        if os.environ.get(name, '').isdigit():
+            return int(os.environ[name])
+    return 0
+
+
+def prepare(argv=None):
+    """Parse the options and build the job, or exit with code 2 on bad input.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments.
+
+    Returns
+    -------
+    tuple of (argparse.Namespace, ShotConfig)
+        The options and the validated job.
+
+    Raises
+    ------
+    SystemExit
+        Code 2 for bad options or an unusable model (argparse's convention), after rank 0
+        printed ``error: <message naming the file and the problem>``.
+    """
+    args = parse_args(argv)
+    try:
+        config = build_config(model=args.model, shots=args.shots, steps=args.steps,
+                              transducers=args.transducers, frequency=args.frequency,
+                              wavelet=args.wavelet, absorbing=args.absorbing,
+                              space_order=args.space_order)
+    except ValueError as exc:            # ModelError is a ValueError
+        if launcher_rank() == 0:
+            print(f'error: {exc}', file=sys.stderr)
+        sys.exit(2)
+    return args, config
+
+
+def finish(args, config: ShotConfig, traces, workers: int, solve_time: float) -> None:
+    """Write the outputs and print the summary.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options (``output`` is used).
+    config : ShotConfig
+        The job.
+    traces : np.ndarray
+        float32, shape ``(shots, transducers, steps)``.
+    workers : int
+        Number of processes that computed shots.
+    solve_time : float
+        Wall time of the shots, s.
+    """
+    h5_path = write_traces(os.path.join(args.output, 'traces.h5'), config, traces)
+    png_path = plot_shots(os.path.join(args.output, 'shots.png'), config, traces)
+    model = config.model
+    print(f'model       {model.source}: {model.shape[0]} x {model.shape[1]} cells, spacing '
+          f'{model.spacing[0] * 1e3:g} x {model.spacing[1] * 1e3:g} mm, '
+          f'{model.data.min():.0f}-{model.data.max():.0f} m/s')
+    print(f'time        dt = {config.dt * 1e9:.2f} ns, {config.num_steps} steps '
+          f'({config.num_steps * config.dt * 1e6:.1f} us), {config.wavelet_kind} '
+          f'{config.frequency / 1e3:g} kHz')
+    print(f'shots       {config.num_shots} of {config.geometry.num_transducers} transducers, '
+          f'{workers} worker(s), {solve_time:.2f} s computing shots')
+    print(f'elapsed     {time.perf_counter() - START:.2f} s since start-up')
+    print(f'outputs     {h5_path}\n            {png_path}')
+
+
+def run_serial(args, config: ShotConfig) -> None:
+    """Compute the job in this process (no runtime) and write the outputs.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options.
+    config : ShotConfig
+        The validated job.
+    """
+    tic = time.perf_counter()
+    traces = forward_model_serial(config)
+    finish(args, config, traces, 1, time.perf_counter() - tic)
+
+
+def run_distributed(args, config: ShotConfig) -> None:
+    """Compute the job on the runtime and write the outputs (on the head).
+
+    One ``ShotSolver`` tessera per worker is built with the job's model, geometry and
+    wavelet; shot ``k`` runs on member ``k mod W``. Every rank calls this; workers serve
+    inside ``mosaic.run`` and do not return from it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options.
+    config : ShotConfig
+        The validated job (identical on every rank).
+    """
+    import numpy as np
+
+    import mosaic_mpi as mosaic
+    from ultrasound.tessera import ShotSolver
+
+    async def main(runtime):
+        tic = time.perf_counter()
+        workers = runtime.num_workers
+        solvers = ShotSolver.remote(**config.solver_arguments(), len=workers)
+        await solvers
+        tasks = [solvers[k % workers].run_shot(int(source))
+                 for k, source in enumerate(config.source_indices)]
+        results = await mosaic.gather([task.result() for task in tasks])
+        finish(args, config, np.stack(results), workers, time.perf_counter() - tic)
+
+    mosaic.run(main)
+
+
+if __name__ == '__main__':
+    arguments, job = prepare()
+    if arguments.serial:
+        run_serial(arguments, job)
+    else:
+        run_distributed(arguments, job)
