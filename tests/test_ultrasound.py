@@ -11,7 +11,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, 'examples')
 SCRIPT = os.path.join(EXAMPLES, 'ultrasound_forward_2d.py')
-REAL_MODEL = '/work/shared/data/anastasio2D-TrueModel.h5'
+# The real model ships in the workplace's shared/ folder beside the checkout (never committed).
+REAL_MODEL = os.environ.get('MOSAIC_MPI_REAL_MODEL', os.path.join(
+    os.path.dirname(ROOT), 'shared', 'data', 'anastasio2D-TrueModel.h5'))
 sys.path.insert(0, EXAMPLES)
 
 from ultrasound import (AcousticSolver2D, ModelError, SoundSpeedModel,  # noqa: E402

@@ -1,13 +1,12 @@
 """The ultrasound example under ``mpiexec -n 3`` gives bit-identical traces to the serial path."""
 
-import importlib.util
 import os
-import shutil
-import subprocess
 import sys
 
 import numpy as np
 import pytest
+
+from conftest import run_mpi
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, 'examples')
@@ -18,33 +17,9 @@ from ultrasound import build_config, forward_model_serial  # noqa: E402
 from ultrasound.output import read_traces  # noqa: E402
 
 
-def find_mpiexec():
-    """The ``mpiexec`` next to the interpreter (a venv's mpich), else the one on PATH."""
-    local = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
-    return local if os.access(local, os.X_OK) else shutil.which('mpiexec')
-
-
-MPIEXEC = find_mpiexec()
-HAS_RUNTIME = (os.path.exists(os.path.join(ROOT, 'mosaic_mpi', '__init__.py'))
-               or importlib.util.find_spec('mosaic_mpi') is not None)
-
-
-@pytest.mark.skipif(MPIEXEC is None, reason='no mpiexec found')
-@pytest.mark.skipif(not HAS_RUNTIME, reason='mosaic_mpi is neither in the tree nor installed')
-@pytest.mark.timeout(180)
 def test_distributed_traces_equal_serial(tmp_path):
     options = ['--shots', '2', '--steps', '300', '--transducers', '32']
-    env = dict(os.environ)
-    env['PYTHONPATH'] = os.pathsep.join(filter(None, [ROOT, env.get('PYTHONPATH')]))
-    version = subprocess.run([MPIEXEC, '--version'], capture_output=True, text=True,
-                             timeout=30)
-    launcher = [MPIEXEC, '-n', '3']
-    if 'Open MPI' in version.stdout + version.stderr:     # 3 ranks may exceed the cores
-        launcher.append('--oversubscribe')
-    result = subprocess.run([*launcher, sys.executable, SCRIPT, *options,
-                             '--output', str(tmp_path)],
-                            capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
-                            stdin=subprocess.DEVNULL)
+    result = run_mpi([SCRIPT, *options, '--output', tmp_path], n=3, timeout=150, cwd=ROOT)
     assert result.returncode == 0, f'stdout:\n{result.stdout}\nstderr:\n{result.stderr}'
     assert '2 worker(s)' in result.stdout
 
@@ -53,3 +28,20 @@ def test_distributed_traces_equal_serial(tmp_path):
     assert traces.dtype == np.float32 and traces.shape == (2, 32, 300)
     assert np.array_equal(traces, expected)
     assert (tmp_path / 'shots.png').stat().st_size > 0
+
+
+REAL_MODEL = os.environ.get('MOSAIC_MPI_REAL_MODEL', os.path.join(
+    os.path.dirname(ROOT), 'shared', 'data', 'anastasio2D-TrueModel.h5'))
+
+
+@pytest.mark.skipif(not os.path.exists(REAL_MODEL), reason=f'{REAL_MODEL} not present')
+def test_real_model_runs_distributed(tmp_path):
+    options = ['--model', REAL_MODEL, '--shots', '2', '--steps', '200', '--transducers', '16']
+    result = run_mpi([SCRIPT, *options, '--output', tmp_path], n=3, timeout=150, cwd=ROOT)
+    assert result.returncode == 0, f'stdout:\n{result.stdout}\nstderr:\n{result.stderr}'
+    assert '356 x 385 cells' in result.stdout
+    traces = read_traces(tmp_path / 'traces.h5')
+    assert traces.shape == (2, 16, 200) and np.isfinite(traces).all() and np.abs(traces).max() > 0
+    expected = forward_model_serial(build_config(model=REAL_MODEL, shots=2, steps=200,
+                                                 transducers=16))
+    assert np.array_equal(traces, expected)
