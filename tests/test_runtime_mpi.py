@@ -52,3 +52,16 @@ def test_init_then_stop_from_synchronous_code(n):
     result = run_mpi([HERE / 'mpi_init_stop.py'], n=n)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count('INIT STOP PASSED') == 1, result.stdout   # only the head goes on
+
+
+@pytest.mark.parametrize('n', [2, 3])
+def test_random_call_graphs_match_local_runs(n):
+    result = run_mpi([HERE / 'mpi_graphs.py', 'graphs'], n=n, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'GRAPHS PASSED' in result.stdout
+
+
+def test_concurrent_submitters_keep_order_and_results():
+    result = run_mpi([HERE / 'mpi_graphs.py', 'concurrency'], n=3, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'CONCURRENCY PASSED' in result.stdout

@@ -38,6 +38,7 @@ __all__ = ['Transport', 'mpi_world', 'abort_world', 'TAG_HEADER', 'TAG_DATA']
 
 TAG_HEADER = 17
 TAG_DATA = 18
+_MAX_RECORDS = 1024
 
 _log = logging.getLogger(__name__)
 
@@ -233,6 +234,11 @@ class Transport:
             self._send_packet(dest, records)
 
     def _send_packet(self, dest, records):
+        # Bounded packets: a burst of a million calls is not one giant header.
+        for start in range(0, len(records), _MAX_RECORDS):
+            self._send_one(dest, records[start:start + _MAX_RECORDS])
+
+    def _send_one(self, dest, records):
         MPI = self._MPI
         buffers = []
         body = pickle.dumps(records, protocol=5, buffer_callback=buffers.append)
