@@ -144,6 +144,7 @@ class Client:
         self._tasks = {}
         self._counter = itertools.count(1)
         self.outstanding = 0
+        self.closed = False
 
     # -- user threads --------------------------------------------------------------------------------
 
@@ -383,7 +384,7 @@ class Client:
             self._drop(state)
 
     def _drop(self, state):
-        if state.escaped or self._tasks.pop(state.task_id, None) is None:
+        if self._tasks.pop(state.task_id, None) is None or state.escaped or self.closed:
             return
         self._transport.send(state.owner, Drop((state.task_id,), ()))
 

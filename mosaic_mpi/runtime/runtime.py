@@ -6,8 +6,9 @@ is a *worker*: it hosts tesserae until the head stops the run.
 
 import asyncio
 import logging
+import os
+import sys
 import threading
-import time
 
 from ..comms import Transport, abort_world, mpi_world
 from ..messages import (Call, Completed, CreateTessera, Drop, Fatal, Fetch, Stop, Stopped, Value)
@@ -134,7 +135,10 @@ class Runtime:
             return
         self.running = False
         if drain:
+            _log.debug('head: waiting for %d outstanding tasks', self.client.outstanding)
             self.client.drain()
+        _log.debug('head: stopping %d workers', self.num_workers)
+        self.client.closed = True          # nothing may follow Stop (e.g. late Drops)
         for worker in self.workers:
             self.transport.send(worker.rank, Stop(code))
         if not self._all_stopped.wait(timeout):
@@ -142,7 +146,10 @@ class Runtime:
             _log.critical('workers %s did not stop within %.0f s: aborting the job', missing,
                           timeout)
             abort_world(code or 1)
-        self.transport.close()
+        _log.debug('head: every worker stopped; closing the transport')
+        if not self.transport.close():
+            _log.warning('head: the progress thread did not end in time')
+        _log.debug('head: stopped')
 
     # -- worker ------------------------------------------------------------------------------------
 
@@ -159,7 +166,15 @@ class Runtime:
             code = self.loop.run_until_complete(self.worker.stopped)
         finally:
             self.running = False
-            deadline = time.monotonic() + 10
-            self.transport.close(max(0.0, deadline - time.monotonic()))
+            _log.debug('%s: stopping', self.uid)
+            clean = self.transport.close()
             self.loop.close()
+            _log.debug('%s: stopped', self.uid)
+        if not clean:
+            # A send to a rank that has already stopped can never complete, and MPI_Finalize
+            # would wait for it: end the process now rather than hang.
+            _log.warning('%s: unfinished sends at stop; exiting without MPI_Finalize', self.uid)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         return code
