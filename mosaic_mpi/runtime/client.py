@@ -21,6 +21,9 @@ __all__ = ['TaskState', 'Client', 'LoopBridge', 'Requests', 'foreign_state']
 _FINISHED = (TaskStatus.DONE, TaskStatus.FAILED)
 
 
+_NO_ARGUMENTS = dumps(((), {}), lock=False)     # shared by every call without arguments
+
+
 class TaskState:
     """What the caller knows about one task (plain state, changed by the client only)."""
 
@@ -40,9 +43,9 @@ class TaskState:
         self.foreign = foreign
         self.escaped = foreign
         self.released = False
-        self.values = {}
-        self.fetching = {}
-        self.callbacks = []
+        self.values = None          # selector -> fetched value (made on first fetch)
+        self.fetching = None        # selector -> waiting futures
+        self.callbacks = None       # (loop, fn) to run on completion
         self.done_future = None
         self.nbytes = 0
         self.holds = None
@@ -179,6 +182,8 @@ class Client:
                 kwargs[slot] = None
             else:
                 args[slot] = None
+        if not args and not kwargs:
+            return _NO_ARGUMENTS, (), None
         kwargs = dict(kwargs)
         try:
             payload = dumps((tuple(args), kwargs), self._threshold)
@@ -253,6 +258,8 @@ class Client:
             return
         with self._lock:
             if state.status not in _FINISHED:
+                if state.callbacks is None:
+                    state.callbacks = []
                 state.callbacks.append((loop, fn))
                 return
         fn(state)
@@ -281,7 +288,7 @@ class Client:
     async def fetch(self, state, selector):
         """The value ``selector`` picks from the task's result, fetched once and cached."""
         values = state.values
-        if selector in values:
+        if values is not None and selector in values:
             return values[selector]
         error = self.error_of(state)
         if error is not None:
@@ -289,6 +296,8 @@ class Client:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
+            if state.fetching is None:
+                state.fetching = {}
             waiting = state.fetching.get(selector)
             if waiting is None:
                 state.fetching[selector] = [(loop, future)]
@@ -348,7 +357,7 @@ class Client:
                 return
             state.status = TaskStatus.FAILED if error is not None else TaskStatus.DONE
             state.error = error
-            callbacks, state.callbacks = state.callbacks, []
+            callbacks, state.callbacks = state.callbacks or (), None
             holds, state.holds = state.holds, None
             self.outstanding -= 1
             if self.outstanding == 0:
@@ -361,7 +370,7 @@ class Client:
 
     def _on_value(self, state, selector, record):
         with self._lock:
-            waiters = state.fetching.pop(selector, [])
+            waiters = state.fetching.pop(selector, []) if state.fetching else []
         by_loop = {}
         for loop, future in waiters:
             by_loop.setdefault(loop, []).append(future)
@@ -372,6 +381,8 @@ class Client:
     def _resolve(state, selector, record, futures):
         if record.ok:
             value, error = loads(record.payload), None
+            if state.values is None:
+                state.values = {}
             state.values[selector] = value
         else:
             value, error = None, unpack_error(record.payload)

@@ -70,7 +70,6 @@ class TesseraHost:
         if self.error is not None:      # the constructor failed: every call raises its error
             task.set_exception(unpack_error(self.error))
             return
-        task.add_event('started')
         try:
             args, kwargs = task.args_value(), task.kwargs_value()
             if task.op is None:
