@@ -36,6 +36,9 @@ class Config:
     max_sleep : float
         Longest sleep of an idle progress thread, in seconds: the worst-case pick-up delay of a
         message arriving at an idle rank.
+    buffer_pool : int
+        Bytes of freed large receive buffers each rank keeps for reuse (receiving into memory used
+        before avoids the page faults of fresh memory: about twice as fast). 0 disables it.
     worker_exit : bool
         Whether a worker rank ends its process (exit code 0) once the head stops the runtime. Set
         it to ``False`` when the runtime is embedded in a larger MPI program whose workers must go on.
@@ -47,6 +50,7 @@ class Config:
     max_chunk: int = 1 << 30
     spin_time: float = 0.02
     max_sleep: float = 0.001
+    buffer_pool: int = 512 << 20
     worker_exit: bool = True
 
     def __post_init__(self):
@@ -57,6 +61,8 @@ class Config:
             raise ValueError(f'oob_threshold must be >= 0 bytes, got {self.oob_threshold}')
         if not 1 <= self.max_chunk <= (1 << 31) - 1:
             raise ValueError(f'max_chunk must be in [1, 2**31 - 1] bytes, got {self.max_chunk}')
+        if self.buffer_pool < 0:
+            raise ValueError(f'buffer_pool must be >= 0 bytes, got {self.buffer_pool}')
         if self.spin_time < 0 or self.max_sleep <= 0:
             raise ValueError('spin_time must be >= 0 and max_sleep > 0 seconds')
 

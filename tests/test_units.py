@@ -212,3 +212,23 @@ def test_importing_does_not_start_mpi():
 def test_gather_passes_non_lists_through():
     assert mosaic_mpi.gather(5) == 5
     assert mosaic_mpi.gather([1, 2]) == [1, 2]
+
+
+def test_buffer_pool_reuses_freed_buffers_only():
+    from mosaic_mpi.comms.pool import BufferPool
+    pool = BufferPool(max_bytes=8 << 20, min_size=1 << 20)
+    small = pool.take(100)
+    assert small.nbytes == 100 and pool.idle_bytes == 0          # small: plain np.empty
+    first = pool.take(3 << 20)
+    address = first.__array_interface__['data'][0]
+    user = np.frombuffer(first, dtype=np.float64)                 # what unpickling builds
+    del first
+    assert pool.idle_bytes == 0                                   # still in use by `user`
+    del user
+    assert pool.idle_bytes == 3 << 20
+    again = pool.take((3 << 20) - 5)                              # same 1 MiB size class
+    assert again.__array_interface__['data'][0] == address and pool.idle_bytes == 0
+    again[:] = 1
+    big = [pool.take(5 << 20) for _ in range(2)]
+    del big, again
+    assert pool.idle_bytes <= 8 << 20                             # capped

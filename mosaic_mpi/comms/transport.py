@@ -9,7 +9,8 @@ The records' large buffers (numpy arrays, bytes) are kept out of the header pick
 ``buffer_callback`` and sent with ``Isend`` straight from their memory, split into chunks of at most
 ``max_chunk`` bytes so that no count passes 2**31 - 1. The receiver finds headers with a *matched*
 probe (``MPI_Improbe`` + ``MPI_Mrecv``), so concurrent senders can never have their headers taken by
-the wrong receive, and posts ``Irecv`` for the chunks into ``np.empty`` buffers right away. MPI keeps
+the wrong receive, and posts ``Irecv`` for the chunks right away, into ``np.empty`` buffers (large ones
+reused from a :class:`~.pool.BufferPool` once their arrays have been freed). MPI keeps
 messages between one pair of ranks on one tag in order, and the receiver posts the chunk receives in
 header order, so chunks always land in the packet they belong to. Packets from one source are
 handed to the runtime in the order they were sent, even when a later packet completes first.
@@ -34,6 +35,8 @@ import time
 import traceback
 
 import numpy as np
+
+from .pool import BufferPool
 
 __all__ = ['Transport', 'mpi_world', 'abort_world', 'TAG_HEADER', 'TAG_DATA']
 
@@ -90,13 +93,15 @@ class Transport:
         Largest MPI message in bytes.
     spin_time, max_sleep : float
         Idle back-off, in seconds (see the module docstring).
+    buffer_pool : int
+        Most bytes of freed large receive buffers kept for reuse (see :mod:`.pool`).
     on_fatal : callable, optional
         Called with the formatted traceback if the progress thread fails; by default the job is
         aborted with ``MPI_Abort``.
     """
 
     def __init__(self, comm, handler, max_chunk=1 << 30, spin_time=0.02, max_sleep=0.001,
-                 on_fatal=None):
+                 buffer_pool=512 << 20, on_fatal=None):
         MPI = _mpi()
         self._MPI = MPI
         self.comm = comm.Dup()
@@ -107,6 +112,7 @@ class Transport:
         self._spin_time = spin_time
         self._max_sleep = max_sleep
         self._on_fatal = on_fatal
+        self.pool = BufferPool(buffer_pool)
         self._outbox = collections.deque()
         self._wake = threading.Event()
         self._sleeping = False
@@ -277,7 +283,7 @@ class Transport:
             sizes = np.frombuffer(header, dtype=np.int64, count=count, offset=8)
             packet = _Packet(0, memoryview(header)[8 * (1 + count):], [])
             for size in sizes.tolist():
-                buffer = np.empty(size, dtype=np.uint8)
+                buffer = self.pool.take(size)
                 packet.buffers.append(buffer)
                 for start, stop in _chunks(size, self._max_chunk):
                     packet.pending += 1

@@ -60,7 +60,8 @@ class Runtime:
                              'script with `mpiexec -n N python script.py`, N >= 2')
         self.logger = _log
         self.transport = Transport(self.comm, self._dispatch, max_chunk=config.max_chunk,
-                                   spin_time=config.spin_time, max_sleep=config.max_sleep)
+                                   spin_time=config.spin_time, max_sleep=config.max_sleep,
+                                   buffer_pool=config.buffer_pool)
         self.rank = self.transport.rank
         self.uid = 'head' if self.rank == 0 else f'worker:{self.rank}'
         self.workers = [WorkerHandle(f'worker:{r}', r) for r in range(1, self.transport.size)]
