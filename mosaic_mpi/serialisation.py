@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import SerialisationError
 
-__all__ = ['Payload', 'dumps', 'loads', 'ArrayLock']
+__all__ = ['Payload', 'dumps', 'loads', 'pack_records', 'unpack_records', 'ArrayLock']
 
 _PROTOCOL = 5
 
@@ -104,22 +104,66 @@ class Payload:
             _ARRAY_LOCK.release(array)
 
     def __reduce__(self):
-        # Inside a message header the buffers stay out of band again: the header's own pickle
-        # (protocol 5 with a buffer_callback) hands them to the transport.
-        return _rebuild_payload, (self.data, *[pickle.PickleBuffer(b) for b in self.buffers])
+        outgoing = getattr(_packet, 'outgoing', None)
+        if outgoing is not None:
+            # Inside a transport packet (pack_records): the buffers become the packet's own
+            # out-of-band messages, and the receiver hands back its receive buffers as they are.
+            outgoing.extend(self.buffers)
+            return _rebuild_from_packet, (self.data, len(self.buffers))
+        return Payload, (self.data, tuple(bytes(memoryview(b)) for b in self.buffers))
 
 
-def _rebuild_payload(data, *buffers):
-    # A buffer that was read-only when sent (locked for sending) comes back as a read-only view of
-    # the receiver's own fresh, writeable buffer: use that buffer, so arrays wrap it without a copy.
-    return Payload(data, [_writeable(b) for b in buffers])
+_packet = threading.local()
 
 
-def _writeable(buffer):
-    view = memoryview(buffer)
-    if view.readonly and isinstance(view.obj, np.ndarray) and view.obj.flags.writeable:
-        return view.obj
-    return buffer
+def _rebuild_from_packet(data, count):
+    incoming = _packet.incoming
+    return Payload(data, [next(incoming) for _ in range(count)])
+
+
+def pack_records(records):
+    """Pickle a list of records for one packet, keeping payload buffers out of band.
+
+    Parameters
+    ----------
+    records : list
+        Records (tuples) whose fields may be :class:`Payload` objects.
+
+    Returns
+    -------
+    body : bytes
+        The pickled list.
+    buffers : list of buffer-like
+        Every payload buffer, in order: send each as its own message.
+    """
+    _packet.outgoing = buffers = []
+    try:
+        body = pickle.dumps(records, protocol=_PROTOCOL)
+    finally:
+        _packet.outgoing = None
+    return body, buffers
+
+
+def unpack_records(body, buffers):
+    """Inverse of :func:`pack_records`: payloads get the received ``buffers`` themselves.
+
+    Parameters
+    ----------
+    body : bytes-like
+        The pickled list.
+    buffers : list of buffer-like
+        The received buffers, in order (writeable; arrays will be built on them).
+
+    Returns
+    -------
+    list
+        The records.
+    """
+    _packet.incoming = iter(buffers)
+    try:
+        return pickle.loads(body)
+    finally:
+        _packet.incoming = None
 
 
 def _exporter_arrays(buffer):

@@ -16,7 +16,7 @@ from mosaic_mpi.errors import DependencyError, RemoteError, RemoteTraceback, Ser
 from mosaic_mpi.messages import Select, make_id, id_rank
 from mosaic_mpi.runtime.failures import pack_error, unpack_error
 from mosaic_mpi.runtime.warehouse import Entry, Warehouse, select
-from mosaic_mpi.serialisation import Payload, dumps, loads
+from mosaic_mpi.serialisation import Payload, dumps, loads, pack_records, unpack_records
 
 
 def _wire(payload):
@@ -46,10 +46,10 @@ def test_locked_arrays_inside_a_header_arrive_without_a_copy():
     # still be rebuilt on the receiver's own writeable buffer, not copied.
     array = np.ones(1 << 20)
     payload = dumps(((array,), {}))
-    oob = []
-    header = pickle.dumps([payload], protocol=5, buffer_callback=oob.append)
-    received = [np.frombuffer(b.raw(), np.uint8).copy() for b in oob]
-    (arg,), _ = loads(pickle.loads(header, buffers=received)[0])
+    body, oob = pack_records([('record', payload)])
+    assert len(oob) == 1 and len(body) < 1000
+    received = [np.frombuffer(pickle.PickleBuffer(b).raw(), np.uint8).copy() for b in oob]
+    (arg,), _ = loads(unpack_records(body, received)[0][1])
     payload.release()
     assert np.shares_memory(arg, received[0]) and arg.flags.writeable
     assert np.array_equal(arg, array)
@@ -217,18 +217,25 @@ def test_gather_passes_non_lists_through():
 def test_buffer_pool_reuses_freed_buffers_only():
     from mosaic_mpi.comms.pool import BufferPool
     pool = BufferPool(max_bytes=8 << 20, min_size=1 << 20)
-    small = pool.take(100)
-    assert small.nbytes == 100 and pool.idle_bytes == 0          # small: plain np.empty
-    first = pool.take(3 << 20)
-    address = first.__array_interface__['data'][0]
-    user = np.frombuffer(first, dtype=np.float64)                 # what unpickling builds
-    del first
+    target, lent = pool.take(100)
+    assert target is lent and target.nbytes == 100 and pool.idle_bytes == 0   # small: np.empty
+    target, lent = pool.take(3 << 20)
+    address = target.__array_interface__['data'][0]
+    target[:8] = 1
+    payload = pickle.dumps(np.arange(3 << 17, dtype=np.float64), protocol=5,
+                           buffer_callback=lambda b: False)
+    user = pickle.loads(payload, buffers=[lent])                  # what unpickling builds
+    assert np.shares_memory(user, target) and user.flags.writeable
+    del target, lent
     assert pool.idle_bytes == 0                                   # still in use by `user`
+    view = user[10:20]
     del user
+    assert pool.idle_bytes == 0                                   # a view of it too
+    del view
     assert pool.idle_bytes == 3 << 20
-    again = pool.take((3 << 20) - 5)                              # same 1 MiB size class
+    again, lent = pool.take((3 << 20) - 5)                        # same 1 MiB size class
     assert again.__array_interface__['data'][0] == address and pool.idle_bytes == 0
-    again[:] = 1
-    big = [pool.take(5 << 20) for _ in range(2)]
-    del big, again
+    del again, lent
+    held = [pool.take(5 << 20) for _ in range(2)]
+    del held
     assert pool.idle_bytes <= 8 << 20                             # capped

@@ -5,11 +5,15 @@ write into it (the MPI receive) pays a page fault per page: receiving into fresh
 about half the speed of receiving into memory used before. The pool keeps buffers whose arrays
 have been freed and hands them out again, up to ``max_bytes`` in total.
 
-A buffer is lent as a view of a pooled block; a ``weakref.finalize`` on the view returns the block
-once nothing refers to the view any more (the user's array, built on it without a copy, keeps it
-alive for as long as the user keeps the array).
+A buffer is lent as a memoryview of a fresh ctypes array over a pooled block, and a
+``weakref.finalize`` on the ctypes array returns the block once nothing refers to it any more:
+arrays that numpy builds on the memoryview keep it (and so the ctypes array) as their base, for as
+long as the user keeps them. A numpy view would not do: numpy collapses the base of a view of a
+view to the array owning the memory, so the view could die while the user's array still used the
+block; a memoryview of a ``PickleBuffer`` passes straight through to the array it wraps.
 """
 
+import ctypes
 import threading
 import weakref
 
@@ -44,15 +48,19 @@ class BufferPool:
         return self._idle
 
     def take(self, size):
-        """A writeable ``uint8`` buffer of ``size`` bytes (contents undefined).
+        """A writeable buffer of ``size`` bytes (contents undefined).
 
         Returns
         -------
-        numpy.ndarray
-            1-d ``uint8`` array of length ``size``.
+        target : numpy.ndarray
+            1-d ``uint8`` array of length ``size``: receive into (slices of) it.
+        lent : buffer-like
+            The object to build the received objects on; the memory returns to the pool when it
+            is no longer referenced.
         """
         if size < self.min_size or self.max_bytes == 0:
-            return np.empty(size, dtype=np.uint8)
+            buffer = np.empty(size, dtype=np.uint8)
+            return buffer, buffer
         rounded = -(-size // _GRAIN) * _GRAIN
         block = None
         with self._lock:
@@ -62,9 +70,9 @@ class BufferPool:
                 self._idle -= rounded
         if block is None:
             block = np.empty(rounded, dtype=np.uint8)
-        view = block[:size]
-        weakref.finalize(view, self._give_back, block)
-        return view
+        exporter = (ctypes.c_char * rounded).from_buffer(block)
+        weakref.finalize(exporter, self._give_back, block)
+        return block[:size], memoryview(exporter).cast('B')[:size]
 
     def _give_back(self, block):
         with self._lock:

@@ -36,6 +36,7 @@ import traceback
 
 import numpy as np
 
+from ..serialisation import pack_records, unpack_records
 from .pool import BufferPool
 
 __all__ = ['Transport', 'mpi_world', 'abort_world', 'TAG_HEADER', 'TAG_DATA']
@@ -248,9 +249,8 @@ class Transport:
 
     def _send_one(self, dest, records):
         MPI = self._MPI
-        buffers = []
-        body = pickle.dumps(records, protocol=5, buffer_callback=buffers.append)
-        raws = [b.raw() for b in buffers]
+        body, buffers = pack_records(records)
+        raws = [pickle.PickleBuffer(b).raw() for b in buffers]
         head = np.empty(1 + len(raws), dtype=np.int64)
         head[0] = len(raws)
         head[1:] = [r.nbytes for r in raws]
@@ -283,8 +283,8 @@ class Transport:
             sizes = np.frombuffer(header, dtype=np.int64, count=count, offset=8)
             packet = _Packet(0, memoryview(header)[8 * (1 + count):], [])
             for size in sizes.tolist():
-                buffer = self.pool.take(size)
-                packet.buffers.append(buffer)
+                buffer, lent = self.pool.take(size)
+                packet.buffers.append(lent)
                 for start, stop in _chunks(size, self._max_chunk):
                     packet.pending += 1
                     self._add(comm.Irecv([buffer[start:stop], MPI.BYTE], source, TAG_DATA),
@@ -331,5 +331,5 @@ class Transport:
         queue = self._incoming[source]
         while queue and queue[0].pending == 0:
             packet = queue.popleft()
-            records = pickle.loads(packet.body, buffers=packet.buffers)
+            records = unpack_records(packet.body, packet.buffers)
             self._batch.extend((source, record) for record in records)
