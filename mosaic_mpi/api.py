@@ -1,12 +1,15 @@
 """Entry points: ``run``, ``init``, ``stop``, ``runtime``, ``gather``."""
 
 import asyncio
+import atexit
 import inspect
 import logging
 import sys
+import traceback
 
 from . import context
 from .config import make_config
+from .errors import RuntimeNotRunning
 from .runtime.runtime import Runtime
 
 __all__ = ['run', 'init', 'stop', 'runtime', 'gather']
@@ -53,19 +56,74 @@ def init(**config):
     current = context.current()
     if current is not None:
         return current
+    if context.ended():
+        raise RuntimeNotRunning('the mosaic_mpi runtime already ran in this process and its '
+                                'workers have exited: start it once per process (or, to start '
+                                'it again, pass worker_exit=False on every rank)')
     settings = make_config(**config)
-    logging.getLogger('mosaic_mpi').setLevel(settings.log_level.upper())
     rt = Runtime(settings)
+    if settings.log_level is not None:
+        _show_logs(settings.log_level, rt.uid)
     context.set_current(rt)
     if rt.is_head:
+        _stop_at_exit.install(rt)
         return rt
     try:
         code = rt.serve()
     finally:
         context.set_current(None)
     if settings.worker_exit:
+        context.mark_ended()
         sys.exit(code)
     return None
+
+
+def _show_logs(level, uid):
+    logger = logging.getLogger('mosaic_mpi')
+    logger.setLevel(str(level).upper())
+    if not logging.getLogger().handlers and not any(
+            isinstance(h, logging.StreamHandler) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f'[{uid}] %(levelname)s %(name)s: %(message)s'))
+        logger.addHandler(handler)
+
+
+class _StopAtExit:
+    """Stops a head's runtime left running when the interpreter exits (two-step use).
+
+    After an uncaught exception the workers are stopped at once (exit code 1); otherwise the
+    head first waits for the tasks it submitted, as :func:`stop` does.
+    """
+
+    def __init__(self):
+        self.failed = False
+        self.installed = False
+
+    def install(self, rt):
+        if not self.installed:
+            self.installed = True
+            previous = sys.excepthook
+
+            def hook(kind, value, tb):
+                self.failed = True
+                previous(kind, value, tb)
+            sys.excepthook = hook
+        atexit.register(self.stop, rt)
+
+    def stop(self, rt):
+        if rt.running:
+            try:
+                rt.stop(code=1 if self.failed else 0, drain=not self.failed,
+                        timeout=_GRACE if self.failed else 10.0)
+            finally:
+                if context.current() is rt:
+                    context.set_current(None)
+                if rt.config.worker_exit:
+                    context.mark_ended()
+
+
+_stop_at_exit = _StopAtExit()
+_GRACE = 3.0    # seconds workers get to stop after an error before the job is aborted
 
 
 def stop():
@@ -82,6 +140,8 @@ def stop():
             rt.stop()
     finally:
         context.set_current(None)
+        if rt.config.worker_exit:
+            context.mark_ended()
 
 
 def run(main, **config):
@@ -116,14 +176,28 @@ def run(main, **config):
         if inspect.isawaitable(outcome):
             outcome = asyncio.run(_await(outcome))
     except BaseException as exc:
-        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 1
+        reason = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         try:
-            rt.stop(code=code, drain=False)
+            rt.stop(code=_exit_code(exc), drain=False, reason=reason,
+                    timeout=1.0 if isinstance(exc, KeyboardInterrupt) else _GRACE)
         finally:
             context.set_current(None)
+            if rt.config.worker_exit:
+                context.mark_ended()
         raise
     stop()
     return outcome
+
+
+def _exit_code(exc):
+    """The exit code the job ends with when ``main`` raised ``exc``."""
+    if isinstance(exc, SystemExit):
+        if exc.code is None:
+            return 0
+        return exc.code if isinstance(exc.code, int) else 1
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return 1
 
 
 async def _await(awaitable):
@@ -131,7 +205,7 @@ async def _await(awaitable):
 
 
 async def _gather(awaitables):
-    return [await a for a in awaitables]
+    return list(await asyncio.gather(*awaitables))
 
 
 def gather(x):

@@ -5,7 +5,6 @@ variables, and the defaults below. This module is the only reader of those varia
 """
 
 import dataclasses
-import logging
 import os
 
 __all__ = ['Config', 'make_config']
@@ -22,8 +21,10 @@ class Config:
     comm : mpi4py.MPI.Intracomm or None
         Communicator the runtime lives on; it is duplicated, never used directly. ``None`` means
         ``COMM_WORLD``. Not settable from the environment.
-    log_level : str
+    log_level : str or None
         Level of the ``mosaic_mpi`` logger (``'debug'``, ``'info'``, ``'warning'``, ``'error'``).
+        When set (and the application has configured no logging of its own), each rank's records
+        are printed on its stderr, prefixed with the rank's uid. ``None``: silent, as a library.
     oob_threshold : int
         Buffers of at least this many bytes travel out of band, as their own MPI messages, straight
         from and into array memory; smaller ones are copied into the message header. Bytes.
@@ -46,7 +47,7 @@ class Config:
     """
 
     comm: object = None
-    log_level: str = 'warning'
+    log_level: object = None
     oob_threshold: int = 65536
     max_chunk: int = 1 << 30
     spin_time: float = 0.001
@@ -55,7 +56,8 @@ class Config:
     worker_exit: bool = True
 
     def __post_init__(self):
-        if self.log_level.upper() not in logging.getLevelNamesMapping():
+        if self.log_level is not None and str(self.log_level).upper() not in (
+                'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'):
             raise ValueError(f'log_level must be one of debug, info, warning, error; '
                              f'got {self.log_level!r}')
         if self.oob_threshold < 0:
@@ -69,17 +71,20 @@ class Config:
 
 
 def _parse(field, text):
-    if field.type in (int, 'int'):
-        return int(text)
-    if field.type in (float, 'float'):
-        return float(text)
-    if field.type in (bool, 'bool'):
+    name = _ENV_PREFIX + field.name.upper()
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    if kind == 'int' or kind == 'float':
+        try:
+            return int(text) if kind == 'int' else float(text)
+        except ValueError:
+            raise ValueError(f'{name} must be a number ({kind}), got {text!r}') from None
+    if kind == 'bool':
         value = text.strip().lower()
         if value in ('1', 'true', 'yes', 'on'):
             return True
         if value in ('0', 'false', 'no', 'off'):
             return False
-        raise ValueError(f'{_ENV_PREFIX}{field.name.upper()} must be a boolean, got {text!r}')
+        raise ValueError(f'{name} must be a boolean, got {text!r}')
     return text
 
 

@@ -7,6 +7,7 @@ package needs to import the package root to reach a global.
 __all__ = ['current', 'set_current', 'require']
 
 _current = None
+_ended = False
 
 
 def current():
@@ -33,3 +34,14 @@ def require():
         raise RuntimeNotRunning('no mosaic_mpi runtime is running on this rank: start one with '
                                 'mosaic_mpi.run(main) or mosaic_mpi.init()')
     return _current
+
+
+def mark_ended():
+    """Record that a runtime ran and its workers have exited (no second one can start)."""
+    global _ended
+    _ended = True
+
+
+def ended():
+    """bool: whether a runtime already ran here and its workers exited."""
+    return _ended

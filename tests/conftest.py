@@ -28,11 +28,8 @@ def _is_openmpi(launcher):
     return 'Open MPI' in out.stdout + out.stderr or 'OpenRTE' in out.stdout + out.stderr
 
 
-def run_mpi(args, n=3, timeout=90, env=None, cwd=None):
-    """Run ``python *args`` on ``n`` ranks; return the CompletedProcess (text output).
-
-    Fails the test (instead of hanging) if the job does not end within ``timeout`` seconds.
-    """
+def mpi_command(args, n=3, env=None):
+    """The command line and environment that run ``python *args`` on ``n`` ranks."""
     launcher = mpiexec()
     command = [launcher, '-n', str(n)]
     full_env = dict(os.environ)
@@ -44,6 +41,15 @@ def run_mpi(args, n=3, timeout=90, env=None, cwd=None):
     if env:
         full_env.update(env)
     command += [sys.executable, *map(str, args)]
+    return command, full_env
+
+
+def run_mpi(args, n=3, timeout=90, env=None, cwd=None):
+    """Run ``python *args`` on ``n`` ranks; return the CompletedProcess (text output).
+
+    Fails the test (instead of hanging) if the job does not end within ``timeout`` seconds.
+    """
+    command, full_env = mpi_command(args, n, env)
     try:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                               env=full_env, cwd=cwd)

@@ -261,9 +261,26 @@ def test_default_configuration():
 
 # --- outputs and CLI -----------------------------------------------------------------------
 
-def run_script(*args):
+LAUNCHER_RANKS = ('PMI_RANK', 'OMPI_COMM_WORLD_RANK', 'SLURM_PROCID')
+QUICK = ('--shots', '1', '--steps', '10', '--transducers', '8')
+
+
+def run_script(*args, rank=None):
+    """Run the script in one process (no mpiexec), as launcher rank ``rank`` if given."""
+    env = {name: value for name, value in os.environ.items() if name not in LAUNCHER_RANKS}
+    if rank is not None:
+        env['PMI_RANK'] = str(rank)
     return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+                          timeout=60, stdin=subprocess.DEVNULL, env=env)
+
+
+def assert_one_error_line(result, *fragments):
+    """Exit code 2 and exactly one ``error:`` line on stderr, holding every fragment."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
 
 
 def test_cli_bad_model_exits_2_without_traceback(tmp_path):
@@ -274,6 +291,55 @@ def test_cli_bad_model_exits_2_without_traceback(tmp_path):
         assert path in result.stderr and 'Traceback' not in result.stderr
     assert not (tmp_path / 'out').exists()
     assert run_script('--shots', '0').returncode == 2
+
+
+def test_cli_bad_output_directory_fails_before_computing(tmp_path):
+    """Refused up front (exit 2, one line naming the path), not after the shots."""
+    regular = tmp_path / 'file.txt'
+    regular.write_text('not a directory')
+    bad = [str(regular), str(regular / 'sub')]
+    if os.path.isdir('/proc'):
+        bad += ['/proc/nope', '/proc']          # cannot be created; no file can be created in it
+    if os.geteuid() != 0:                       # root may write in any directory
+        read_only = tmp_path / 'read-only'
+        read_only.mkdir(mode=0o500)
+        bad.append(str(read_only))
+    for path in bad:
+        for mode in (['--serial'], []):
+            result = run_script(*QUICK, *mode, '--output', path)
+            assert_one_error_line(result, repr(path), 'output directory')
+            assert result.stdout == ''
+    created = tmp_path / 'new' / 'nested'
+    result = run_script(*QUICK, '--serial', '--output', str(created))
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(created)) == ['shots.png', 'traces.h5']   # no write-test left
+
+
+def test_cli_single_process_without_serial_says_how_to_launch(tmp_path):
+    result = run_script(*QUICK, '--output', str(tmp_path))
+    assert_one_error_line(result, 'at least 2 ranks', 'mpiexec -n 3', '--serial')
+    assert 'Traceback' not in result.stderr and result.stdout == ''
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('options', [('--shots', '0'), ('--shots', 'x'), ('--bogus',),
+                                     ('--wavelet', 'sine')])
+def test_cli_errors_are_printed_by_rank_0_only(options):
+    """Every rank exits 2; only rank 0 prints (argparse's usage errors included)."""
+    quiet = run_script(*options, rank=1)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (2, '', '')
+    loud = run_script(*options)
+    assert loud.returncode == 2 and 'error: ' in loud.stderr and loud.stdout == ''
+    assert 'Traceback' not in loud.stderr
+    assert run_script(*options, rank=0).stderr == loud.stderr
+
+
+def test_cli_help_is_printed_by_rank_0_only():
+    quiet = run_script('--help', rank=2)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, '', '')
+    loud = run_script('--help')
+    assert loud.returncode == 0 and '--serial' in loud.stdout and loud.stderr == ''
+    assert loud.stdout.count('usage:') == 1
 
 
 def test_cli_serial_writes_outputs(tmp_path):

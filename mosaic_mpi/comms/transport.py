@@ -29,6 +29,7 @@ import collections
 import logging
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -189,6 +190,9 @@ class Transport:
     # -- progress thread ---------------------------------------------------------------------------
 
     def _run(self):
+        # Signals go to the main thread: Ctrl-C must interrupt the user's code, not this loop.
+        if hasattr(signal, 'pthread_sigmask'):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             self._loop()
         except BaseException:

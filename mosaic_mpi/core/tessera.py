@@ -213,6 +213,13 @@ class TesseraProxy:
             return _RemoteMethod(self, name)
         return _RemoteAttribute(self, name)
 
+    def __setattr__(self, name, value):
+        if name in TesseraProxy.__slots__:
+            object.__setattr__(self, name, value)
+            return
+        raise AttributeError(f'cannot assign to an attribute of a remote {self._name}: use '
+                             f'`await proxy.set_attr({name!r}, value)`')
+
     def get_attr(self, name):
         """Fetch a copy of the remote attribute ``name`` (ordered with this caller's calls).
 

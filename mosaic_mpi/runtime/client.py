@@ -379,13 +379,20 @@ class Client:
 
     @staticmethod
     def _resolve(state, selector, record, futures):
-        if record.ok:
-            value, error = loads(record.payload), None
-            if state.values is None:
-                state.values = {}
-            state.values[selector] = value
-        else:
-            value, error = None, unpack_error(record.payload)
+        value = error = None
+        try:
+            if record.ok:
+                value = loads(record.payload)
+                if state.values is None:
+                    state.values = {}
+                state.values[selector] = value
+            else:
+                error = unpack_error(record.payload)
+        except Exception as exc:
+            error = SerialisationError(f'the result of {state.label} (task {state.task_id}) '
+                                       f'arrived but cannot be unpickled here: '
+                                       f'{type(exc).__name__}: {exc}')
+            error.__cause__ = exc
         for future in futures:
             _set_future(future, value, error)
 

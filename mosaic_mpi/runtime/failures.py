@@ -32,8 +32,9 @@ def _info(exc, where):
         if cause is not None:
             cause_info = _info(cause, '')
     try:
-        dumps(exc, lock=False)
-        picklable = exc
+        packed = dumps(exc, lock=False)
+        loads(packed)               # some exceptions pickle but cannot be rebuilt (extra __init__ args)
+        picklable = packed
     except Exception:
         picklable = None
     return (picklable, f'{type(exc).__module__}.{type(exc).__qualname__}', str(exc), text,
@@ -61,7 +62,13 @@ def pack_error(exc, where):
 
 
 def _rebuild(info):
-    exc, type_name, message, text, cause_info = info
+    packed, type_name, message, text, cause_info = info
+    exc = None
+    if packed is not None:
+        try:
+            exc = loads(packed)
+        except Exception:           # its class is not importable here, for instance
+            exc = None
     if exc is None:
         exc = RemoteError(type_name, message, text)
     if cause_info is not None:

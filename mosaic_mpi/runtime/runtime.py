@@ -120,7 +120,7 @@ class Runtime:
         """Wait until every task this rank submitted so far has finished."""
         await self.client.barrier()
 
-    def stop(self, code=0, drain=True, timeout=10.0):
+    def stop(self, code=0, drain=True, timeout=10.0, reason=''):
         """Stop every worker and this rank's transport (head only; idempotent).
 
         Parameters
@@ -130,7 +130,11 @@ class Runtime:
         drain : bool
             Wait first for every task the head submitted to finish.
         timeout : float
-            Seconds to wait for the workers to acknowledge; past it the job is aborted.
+            Seconds to wait for the workers to acknowledge. Past it (a worker busy in a long
+            task cannot answer) ``reason`` and a message naming the workers are printed on stderr
+            and the whole job ends with ``MPI_Abort(code or 1)``.
+        reason : str
+            Why the run ends early (the formatted exception of ``main``), printed before an abort.
         """
         if not self.running:
             return
@@ -144,8 +148,11 @@ class Runtime:
             self.transport.send(worker.rank, Stop(code))
         if not self._all_stopped.wait(timeout):
             missing = sorted({w.rank for w in self.workers} - self._stopped_acks)
-            _log.critical('workers %s did not stop within %.0f s: aborting the job', missing,
-                          timeout)
+            message = (f'mosaic_mpi: worker(s) {", ".join(f"worker:{r}" for r in missing)} did '
+                       f'not stop within {timeout:g} s (still running a task): ending the job\n')
+            _log.critical(message.strip())
+            sys.stderr.write(reason + message)
+            sys.stderr.flush()
             abort_world(code or 1)
         _log.debug('head: every worker stopped; closing the transport')
         if not self.transport.close():
@@ -163,18 +170,23 @@ class Runtime:
             The exit code the head asked for.
         """
         asyncio.set_event_loop(self.loop)
+        interrupted = False
         try:
             code = self.loop.run_until_complete(self.worker.stopped)
+        except KeyboardInterrupt:       # Ctrl-C reaches every rank: end quietly
+            code, interrupted = 130, True
         finally:
             self.running = False
             _log.debug('%s: stopping', self.uid)
-            clean = self.transport.close()
+            clean = self.transport.close(1.0 if interrupted else 10.0)
             self.loop.close()
             _log.debug('%s: stopped', self.uid)
-        if not clean:
-            # A send to a rank that has already stopped can never complete, and MPI_Finalize
-            # would wait for it: end the process now rather than hang.
-            _log.warning('%s: unfinished sends at stop; exiting without MPI_Finalize', self.uid)
+        if interrupted or not clean:
+            # Interrupted, or a send to a rank that has already stopped (it can never complete,
+            # and MPI_Finalize would wait for it): end the process now rather than hang.
+            if not clean:
+                _log.warning('%s: unfinished sends at stop; exiting without MPI_Finalize',
+                             self.uid)
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)

@@ -83,7 +83,7 @@ class TesseraHost:
             else:
                 setattr(self.obj, task.method, args[0])
                 value = None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:      # sys.exit() in a method fails the call only
             self._fail(task, exc)
             return
         if inspect.isawaitable(value):
@@ -95,7 +95,7 @@ class TesseraHost:
     async def _await(self, task, awaitable):
         try:
             value = await awaitable
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             self._fail(task, exc)
         else:
             task.set_result(value)
@@ -251,8 +251,8 @@ class Worker:
     def _fail_dep(self, task, dep, upstream):
         slot = f'argument {dep.slot!r}' if isinstance(dep.slot, str) else \
             f'positional argument {dep.slot}'
-        error = DependencyError(f'{task.method} (task {task.uid}) was not run: its {slot} comes '
-                                f'from {dep.label}, which failed with '
+        error = DependencyError(f'{task.method} (task {task.uid}) was not run: its {slot}, from '
+                                f'{dep.label}, could not be obtained: '
                                 f'{type(upstream).__name__}: {upstream}')
         error.__cause__ = upstream
         task.fail_dependency(error)

@@ -1,0 +1,87 @@
+"""Every way a run ends ends every rank within seconds, with the right exit code and message."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import HERE, mpi_command, run_mpi
+
+SCRIPT = HERE / 'mpi_lifecycle.py'
+
+
+def timed(args, n=3, timeout=60):
+    start = time.monotonic()
+    result = run_mpi([SCRIPT, *args], n=n, timeout=timeout)
+    return result, time.monotonic() - start
+
+
+def test_exception_in_main_while_a_worker_is_busy_shows_it_and_ends():
+    result, elapsed = timed(['main_raises_while_worker_busy'])
+    assert result.returncode != 0
+    assert 'ValueError: bad input in main' in result.stderr
+    assert 'worker:1' in result.stderr                 # names the worker that had to be stopped
+    assert elapsed < 30                                # the busy task would take 60 s
+
+
+def test_sys_exit_in_main_while_a_worker_is_busy_keeps_the_code():
+    result, elapsed = timed(['main_exit_code_while_busy'])
+    assert result.returncode == 4, result.stderr
+    assert elapsed < 30
+
+
+def test_results_and_errors_that_cannot_be_rebuilt_raise_instead_of_hanging():
+    result, _ = timed(['main_odd_results'])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'ODD RESULTS PASSED' in result.stdout
+
+
+def test_two_step_use_with_an_error_before_stop_ends_every_rank():
+    result, elapsed = timed(['two_step_raises'])
+    assert result.returncode == 1, result.stderr
+    assert 'RuntimeError: error in the head script before stop()' in result.stderr
+    assert elapsed < 30
+
+
+def test_two_step_use_without_stop_still_waits_and_ends():
+    result, _ = timed(['two_step_forgets_stop'])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('FORGOT STOP') == 1
+
+
+def test_a_second_run_is_refused_with_a_clear_error():
+    result, _ = timed(['run_twice'])
+    assert result.returncode == 0, result.stderr
+    assert 'SECOND RUN REFUSED' in result.stdout and 'once per process' in result.stdout
+
+
+def test_log_level_makes_the_runtime_logs_visible():
+    result, _ = timed(['logs_visible'], n=2)
+    assert result.returncode == 0, result.stderr
+    assert '[head] DEBUG mosaic_mpi' in result.stderr
+    assert '[worker:1] DEBUG mosaic_mpi' in result.stderr
+
+
+def test_ctrl_c_ends_every_rank_quickly():
+    command, env = mpi_command([SCRIPT, 'main_sleeps'], n=3)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        line = ''
+        while 'READY' not in line and time.monotonic() < deadline:
+            line = process.stdout.readline()
+        assert 'READY' in line
+        start = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+        assert time.monotonic() - start < 15
+        assert process.returncode != 0
+        stderr = process.stderr.read()
+        assert stderr.count('Traceback') <= 1, stderr      # one traceback (the head's), not one per rank
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
