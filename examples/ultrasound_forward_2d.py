@@ -9,8 +9,10 @@ or in this process only, without the runtime::
 
     python examples/ultrasound_forward_2d.py --serial [options]
 
-Every rank parses the options and loads the model before the runtime starts, so bad input
-makes every rank exit with code 2 and a one-line message (printed by rank 0 only).
+Every rank parses the options, loads the model and checks the output directory before the
+runtime starts, so bad input makes every rank exit with code 2 and a one-line message (printed
+by rank 0 only, as are ``--help`` and argparse's messages). Started as a single process
+without ``--serial``, the script exits with code 2 and says how to launch it.
 See docs/ultrasound.md for the physics, options and outputs.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 START = time.perf_counter()
@@ -28,6 +31,29 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ultrasound.job import DEFAULTS, ShotConfig, build_config, forward_model_serial  # noqa: E402
 from ultrasound.output import plot_shots, write_traces  # noqa: E402
 from ultrasound.wavelets import WAVELETS  # noqa: E402
+
+
+class RankZeroArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that prints only on the launcher's rank 0.
+
+    Every rank of an ``mpiexec`` job parses the same command line, so without this each
+    usage error or ``--help`` text would appear once per rank. Every message argparse prints
+    (usage, help, errors, version) goes through ``_print_message``; on the other ranks it
+    prints nothing. Exit codes are unchanged: 2 for a usage error, 0 after ``--help``.
+    """
+
+    def _print_message(self, message, file=None):
+        """Print ``message`` on rank 0 only.
+
+        Parameters
+        ----------
+        message : str or None
+            Text to print.
+        file : file-like, optional
+            Destination (argparse's default is standard error).
+        """
+        if launcher_rank() == 0:
+            super()._print_message(message, file)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -44,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         ``model, shots, steps, transducers, frequency, wavelet, absorbing, space_order,
         output, serial``.
     """
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = RankZeroArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', metavar='PATH',
                         help="Stride-layout HDF5 sound-speed model (default: built-in phantom)")
     parser.add_argument('--shots', type=int, default=DEFAULTS['shots'], metavar='N',
@@ -86,8 +112,68 @@ def launcher_rank() -> int:
     return 0
 
 
+def fail(message: str) -> None:
+    """Print ``error: <message>`` on rank 0 and exit with code 2 on every rank.
+
+    Parameters
+    ----------
+    message : str
+        One line saying what is wrong.
+
+    Raises
+    ------
+    SystemExit
+        Always, with code 2 (argparse's code for bad input).
+    """
+    if launcher_rank() == 0:
+        print(f'error: {message}', file=sys.stderr)
+    sys.exit(2)
+
+
+def check_output_directory(path: str) -> str:
+    """Create the output directory if missing and check that files can be written in it.
+
+    Every rank may call this at the same time: creation tolerates a directory made by
+    another rank, and the write test uses a uniquely named temporary file.
+
+    Parameters
+    ----------
+    path : str
+        The ``--output`` directory.
+
+    Returns
+    -------
+    str
+        ``path``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``path`` exists and is not a directory, cannot be created, or is a directory in
+        which this process cannot create a file; the message names ``path``.
+    """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f'output directory {path!r} exists and is not a directory')
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f'output directory {path!r} cannot be created: '
+                         f'{exc.strerror or exc}') from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f'output directory {path!r} is not writable')
+    # os.access says yes to root everywhere, and to any user on pseudo-filesystems such as
+    # /proc: creating a file is the test that counts.
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix='.write-test-'):
+            pass
+    except OSError as exc:
+        raise ValueError(f'output directory {path!r} is not writable: cannot create a file '
+                         f'in it ({exc.strerror or exc})') from None
+    return path
+
+
 def prepare(argv=None):
-    """Parse the options and build the job, or exit with code 2 on bad input.
+    """Parse the options, build the job and check the output directory, or exit with code 2.
 
     Parameters
     ----------
@@ -102,8 +188,10 @@ def prepare(argv=None):
     Raises
     ------
     SystemExit
-        Code 2 for bad options or an unusable model (argparse's convention), after rank 0
-        printed ``error: <message naming the file and the problem>``.
+        Code 2 for bad options, an unusable model or an unusable output directory
+        (argparse's convention), after rank 0 printed ``error: <message naming the file and
+        the problem>``. The output directory is checked only once the model is valid, so
+        bad input creates no directory.
     """
     args = parse_args(argv)
     try:
@@ -111,11 +199,44 @@ def prepare(argv=None):
                               transducers=args.transducers, frequency=args.frequency,
                               wavelet=args.wavelet, absorbing=args.absorbing,
                               space_order=args.space_order)
+        check_output_directory(args.output)
     except ValueError as exc:            # ModelError is a ValueError
-        if launcher_rank() == 0:
-            print(f'error: {exc}', file=sys.stderr)
-        sys.exit(2)
+        fail(str(exc))
     return args, config
+
+
+def world_size() -> int:
+    """Number of processes in this MPI job (the runtime's communicator is ``COMM_WORLD``).
+
+    Initialises MPI; ``mosaic.run`` later uses the same, already initialised, MPI.
+
+    Returns
+    -------
+    int
+        ``MPI.COMM_WORLD.Get_size()``: 1 for ``mpiexec -n 1`` or a plain ``python`` launch.
+    """
+    from mpi4py import MPI
+    return MPI.COMM_WORLD.Get_size()
+
+
+def require_ranks(minimum: int = 2) -> None:
+    """Exit with code 2 and a hint if the job has too few ranks for the runtime.
+
+    Parameters
+    ----------
+    minimum : int
+        Ranks the runtime needs (1 head and at least 1 worker).
+
+    Raises
+    ------
+    SystemExit
+        Code 2 when ``world_size() < minimum``, after rank 0 printed one ``error:`` line
+        naming ``mpiexec`` and ``--serial``.
+    """
+    if world_size() < minimum:
+        fail(f'the distributed job needs at least {minimum} ranks '
+             f'(mpiexec -n 3 python {sys.argv[0]} ...); '
+             f'use --serial to run in this process')
 
 
 def finish(args, config: ShotConfig, traces, workers: int, solve_time: float) -> None:
@@ -201,4 +322,5 @@ if __name__ == '__main__':
     if arguments.serial:
         run_serial(arguments, job)
     else:
+        require_ranks()
         run_distributed(arguments, job)

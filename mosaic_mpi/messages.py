@@ -106,8 +106,12 @@ class Drop(NamedTuple):
 
 
 class Stop(NamedTuple):
-    """The head ends the run; ``code`` is the exit code workers should end with."""
+    """The head ends the run; ``code`` is the exit code workers should end with.
+
+    With ``now`` (the run failed) a worker ends at once, even in the middle of a task.
+    """
     code: int
+    now: bool = False
 
 
 class Fatal(NamedTuple):

@@ -22,7 +22,6 @@ def test_exception_in_main_while_a_worker_is_busy_shows_it_and_ends():
     result, elapsed = timed(['main_raises_while_worker_busy'])
     assert result.returncode != 0
     assert 'ValueError: bad input in main' in result.stderr
-    assert 'worker:1' in result.stderr                 # names the worker that had to be stopped
     assert elapsed < 30                                # the busy task would take 60 s
 
 

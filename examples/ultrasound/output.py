@@ -130,5 +130,7 @@ def plot_shots(path, config, traces: np.ndarray, shot: int = 0) -> str:
                         f'{config.frequency / 1e3:g} kHz\n(colour clipped at the 98th '
                         f'percentile of |p|)')
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    # Constrained layout leaves too little room left of the equal-aspect model image with
+    # its colorbar (the 'y (mm)' label was cut off): fit the saved image to every artist.
+    fig.savefig(path, dpi=110, bbox_inches='tight', pad_inches=0.1)
     return path

@@ -84,7 +84,7 @@ class Runtime:
                  Fatal: self._on_fatal}
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_loop_record,
-                          Call: self.worker.on_loop_record, Stop: self.worker.on_loop_record,
+                          Call: self.worker.on_loop_record, Stop: self.worker.on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop})
         self._table = table
         self.transport.start()
@@ -128,7 +128,9 @@ class Runtime:
         code : int
             Exit code the workers end with.
         drain : bool
-            Wait first for every task the head submitted to finish.
+            Wait first for every task the head submitted to finish, and let workers end
+            normally. Without it (the run failed), workers end their process at once, even in the
+            middle of a task.
         timeout : float
             Seconds to wait for the workers to acknowledge. Past it (a worker busy in a long
             task cannot answer) ``reason`` and a message naming the workers are printed on stderr
@@ -145,7 +147,7 @@ class Runtime:
         _log.debug('head: stopping %d workers', self.num_workers)
         self.client.closed = True          # nothing may follow Stop (e.g. late Drops)
         for worker in self.workers:
-            self.transport.send(worker.rank, Stop(code))
+            self.transport.send(worker.rank, Stop(code, now=not drain))
         if not self._all_stopped.wait(timeout):
             missing = sorted({w.rank for w in self.workers} - self._stopped_acks)
             message = (f'mosaic_mpi: worker(s) {", ".join(f"worker:{r}" for r in missing)} did '
@@ -173,10 +175,15 @@ class Runtime:
         interrupted = False
         try:
             code = self.loop.run_until_complete(self.worker.stopped)
-        except KeyboardInterrupt:       # Ctrl-C reaches every rank: end quietly
-            code, interrupted = 130, True
+        except KeyboardInterrupt:
+            if self.worker.stop_code is not None:     # the head ended a failed run
+                code = self.worker.stop_code
+            else:                                     # Ctrl-C reaches every rank: end quietly
+                code, interrupted = 130, True
         finally:
             self.running = False
+            for task in asyncio.all_tasks(self.loop):  # async methods cut short by a failed run
+                task.cancel()
             _log.debug('%s: stopping', self.uid)
             clean = self.transport.close(1.0 if interrupted else 10.0)
             self.loop.close()

@@ -10,6 +10,8 @@ import asyncio
 import collections
 import inspect
 import logging
+import signal
+import threading
 
 from ..core.task import Task
 from ..errors import DependencyError
@@ -70,6 +72,8 @@ class TesseraHost:
         if self.error is not None:      # the constructor failed: every call raises its error
             task.set_exception(unpack_error(self.error))
             return
+        worker = self.worker
+        worker.in_user_code = True
         try:
             args, kwargs = task.args_value(), task.kwargs_value()
             if task.op is None:
@@ -86,6 +90,8 @@ class TesseraHost:
         except (Exception, SystemExit) as exc:      # sys.exit() in a method fails the call only
             self._fail(task, exc)
             return
+        finally:
+            worker.in_user_code = False
         if inspect.isawaitable(value):
             self.busy = True
             self.worker.loop.create_task(self._await(task, value))
@@ -94,6 +100,7 @@ class TesseraHost:
 
     async def _await(self, task, awaitable):
         try:
+            self.worker.in_user_code = True
             value = await awaitable
         except (Exception, SystemExit) as exc:
             self._fail(task, exc)
@@ -101,6 +108,7 @@ class TesseraHost:
             task.set_result(value)
         finally:
             self.busy = False
+            self.worker.in_user_code = False
         self.pump()
 
     def _fail(self, task, exc):
@@ -141,6 +149,8 @@ class Worker:
         self.loop = loop
         self.hosts = {}
         self.parked = collections.defaultdict(list)
+        self.stop_code = None           # set when the head ends a failed run
+        self.in_user_code = False       # the main thread is running a method (progress: read)
         self.stopped = loop.create_future()
 
     # -- progress thread: records that need the loop are posted to it ------------------------------
@@ -148,6 +158,19 @@ class Worker:
     def on_loop_record(self, source, record):
         """CreateTessera, Call and Stop run on the worker loop."""
         self.bridge.post(self.loop, self.handle, source, record)
+
+    def on_stop(self, source, record):
+        """Stop after the current task; or, if the run failed (``now``), interrupt it.
+
+        The interruption is a ``KeyboardInterrupt`` raised in the main thread (where user code
+        runs), so that the worker still ends through ``MPI_Finalize`` with the head's exit code.
+        """
+        if record.now:
+            self.stop_code = record.code
+            self.transport.send(source, Stopped(self.rank))
+            if self.in_user_code:
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        self.on_loop_record(source, record)
 
     def on_fetch(self, source, record):
         """Answer a fetch once the task's outcome is stored here."""
@@ -173,7 +196,8 @@ class Worker:
     def handle(self, source, record):
         """Dispatch a loop record (CreateTessera, Call or Stop)."""
         if isinstance(record, Stop):
-            self.transport.send(source, Stopped(self.rank))
+            if not record.now:
+                self.transport.send(source, Stopped(self.rank))
             if not self.stopped.done():
                 self.stopped.set_result(record.code)
             return
