@@ -33,11 +33,13 @@ class Config:
         2**31 whatever the MPI library's large-count support.
     spin_time : float
         Seconds the progress thread keeps polling (yielding the core between polls) after the last
-        message before it starts to sleep, with sleeps of 20 us doubling up to ``max_sleep``.
+        message before it starts to sleep: sleeps of 20 us doubling up to 200 us for the first
+        50 ms, then up to ``max_sleep``.
     max_sleep : float
         Longest sleep of an idle progress thread, in seconds: the worst-case pick-up delay of a
-        message arriving at a rank idle for a few ms. Its idle CPU use is about 1 % of a core at
-        2 ms (measured with ``bench/bench_lifecycle.py``).
+        message arriving at a rank idle for more than 50 ms. A timed wait costs 70-130 us of CPU
+        on our 2-core VM (even ``time.sleep``), so 10 ms keeps an idle rank near 1 % of a core
+        (``bench/bench_lifecycle.py``).
     buffer_pool : int
         Bytes of freed large receive buffers each rank keeps for reuse (receiving into memory used
         before avoids the page faults of fresh memory: about twice as fast). 0 disables it.
@@ -51,7 +53,7 @@ class Config:
     oob_threshold: int = 65536
     max_chunk: int = 1 << 30
     spin_time: float = 0.001
-    max_sleep: float = 0.002
+    max_sleep: float = 0.01
     buffer_pool: int = 512 << 20
     worker_exit: bool = True
 

@@ -22,7 +22,8 @@ threads queued (several records to one destination become one packet), probes an
 requests, and hands complete packets to the runtime's handler. While any request is in flight it
 never sleeps (MPICH moves a large message only while some thread is inside MPI); after the last
 activity it keeps polling for ``spin_time`` seconds, yielding the core between polls, and then
-sleeps with exponential back-off up to ``max_sleep``, waking at once when the rank queues a send.
+sleeps with exponential back-off: up to 200 us during the first 50 ms, up to ``max_sleep`` after.
+It wakes at once when the rank queues a send.
 """
 
 import collections
@@ -46,6 +47,8 @@ TAG_HEADER = 17
 TAG_DATA = 18
 _MAX_RECORDS = 1024
 _FIRST_SLEEP = 2e-5     # first back-off sleep after the spin, s; doubles up to max_sleep
+_RECENT = 0.05          # for this long after the last message (s), sleeps stay short:
+_RECENT_SLEEP = 2e-4    # at most this long (s)
 _PR_SET_TIMERSLACK = 29
 
 
@@ -113,7 +116,7 @@ class Transport:
         aborted with ``MPI_Abort``.
     """
 
-    def __init__(self, comm, handler, max_chunk=1 << 30, spin_time=0.001, max_sleep=0.002,
+    def __init__(self, comm, handler, max_chunk=1 << 30, spin_time=0.001, max_sleep=0.01,
                  buffer_pool=512 << 20, on_fatal=None):
         MPI = _mpi()
         self._MPI = MPI
@@ -240,7 +243,9 @@ class Transport:
                 self._wake.wait(sleep)
             self._sleeping = False
             self._wake.clear()
-            sleep = min(2 * sleep, self._max_sleep)
+            # Recently active ranks stay quick to answer; long-idle ones sleep longer.
+            recent = time.monotonic() - idle_since < _RECENT
+            sleep = min(2 * sleep, _RECENT_SLEEP if recent else self._max_sleep)
 
     def _flush_outbox(self):
         per_dest = {}

@@ -1,0 +1,177 @@
+"""The worker's record of a call (Mosaic's worker-side ``Task``); re-exported by
+:mod:`mosaic_mpi.core.task`.
+"""
+
+import asyncio
+import time
+
+from .status import TaskStatus
+
+__all__ = ['Task']
+
+
+class Task:
+    """A call as its worker sees it.
+
+    Parameters
+    ----------
+    task_id : int
+        Unique id.
+    tessera_id : int
+        Tessera the call runs on.
+    sender : int
+        Rank that made the call.
+    method : str
+        Method (or attribute) name.
+    local_rank : int
+        Rank of this worker.
+    """
+
+    type = 'task'
+
+    def __init__(self, task_id, tessera_id, sender, method, local_rank):
+        self.uid = task_id
+        self.tessera_id = tessera_id
+        self.sender = sender
+        self.method = method
+        self.is_remote = sender != local_rank
+        self.status = TaskStatus.PENDING
+        self.collectable = True
+        self.events = None
+        self.profile = None
+        self._args = ()
+        self._kwargs = {}
+        self._missing = 0
+        self._removed = None
+        self._error = None
+        self._ready = None
+        self._on_ready = None
+        self._on_finish = None
+
+    @property
+    def sender_id(self):
+        """str: uid of the caller: ``'head'`` or ``'worker:N'``."""
+        return 'head' if self.sender == 0 else f'worker:{self.sender}'
+
+    # -- arguments ---------------------------------------------------------------------------------
+
+    def set_arguments(self, args, kwargs, missing, on_ready):
+        """Install the call's arguments; ``missing`` slots are filled later by :meth:`fill`."""
+        self._args = list(args)
+        self._kwargs = kwargs
+        self._missing = missing
+        self._on_ready = on_ready
+
+    def fill(self, slot, value, remove=False):
+        """Put a dependency's value in its slot (or mark the slot for removal)."""
+        if remove:
+            if self._removed is None:
+                self._removed = []
+            self._removed.append(slot)
+        elif isinstance(slot, str):
+            self._kwargs[slot] = value
+        else:
+            self._args[slot] = value
+        self._missing -= 1
+        if self._missing == 0:
+            self._finish_args()
+
+    def fail_dependency(self, error):
+        """A dependency failed: the task will not run; ``error`` is what it fails with."""
+        if self._error is None:
+            self._error = error
+        self._missing -= 1
+        if self._missing == 0:
+            self._finish_args()
+
+    def _finish_args(self):
+        removed, self._removed = self._removed or (), None
+        for slot in sorted((s for s in removed if not isinstance(s, str)), reverse=True):
+            del self._args[slot]
+        for slot in removed:
+            if isinstance(slot, str):
+                self._kwargs.pop(slot, None)
+        if self._ready is not None and not self._ready.done():
+            self._ready.set_result(None)
+        if self._on_ready is not None:
+            self._on_ready(self)
+
+    @property
+    def ready(self):
+        """bool: all arguments are available (or a dependency failed)."""
+        return self._missing == 0
+
+    @property
+    def dependency_error(self):
+        """Exception or None: the error of a failed dependency."""
+        return self._error
+
+    async def prepare_args(self):
+        """Wait until every dependency has arrived (or one failed)."""
+        if self._missing == 0:
+            return
+        self._ready = asyncio.get_running_loop().create_future()
+        await self._ready
+
+    def args_value(self):
+        """tuple: positional arguments with dependencies filled in and TaskDone slots removed."""
+        return tuple(self._args)
+
+    def kwargs_value(self):
+        """dict: keyword arguments with dependencies filled in."""
+        return self._kwargs
+
+    # -- outcome -----------------------------------------------------------------------------------
+
+    def set_finish_callback(self, fn):
+        """Register ``fn(task, value, error)``, called once when the task ends."""
+        self._on_finish = fn
+
+    def set_result(self, value):
+        """The call returned ``value``: store it and tell the caller."""
+        self.status = TaskStatus.DONE
+        if self._on_finish is not None:
+            self._on_finish(self, value, None)
+
+    def set_exception(self, exc):
+        """The call raised ``exc`` (or could not run): tell the caller."""
+        self.status = TaskStatus.FAILED
+        self._error = exc
+        if self._on_finish is not None:
+            self._on_finish(self, None, exc)
+
+    def set_done(self):
+        """The call finished with no value."""
+        self.set_result(None)
+
+    def check_result(self):
+        """Raise the task's exception if it failed.
+
+        Returns
+        -------
+        bool
+            ``True`` if the task finished successfully, ``False`` otherwise (still pending).
+
+        Raises
+        ------
+        Exception
+            The task's exception if it failed.
+        """
+        if self.status is TaskStatus.FAILED:
+            raise self._error
+        return self.status is TaskStatus.DONE
+
+    def add_event(self, name, **data):
+        """Record a timeline event ``(wall time in s since the epoch, name, data)`` in ``events``."""
+        if self.events is None:
+            self.events = []
+        self.events.append((time.time(), name, data))
+
+    def add_profile(self, name, **data):
+        """Record a profiling sample ``(wall time in s since the epoch, name, data)`` in ``profile``."""
+        if self.profile is None:
+            self.profile = []
+        self.profile.append((time.time(), name, data))
+
+    def __repr__(self):
+        return f'<Task {self.method} task={self.uid} from {self.sender_id} {self.status.value}>'
