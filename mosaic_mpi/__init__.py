@@ -21,13 +21,13 @@ from .api import run, init, stop, runtime, gather
 from .core.task import TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, TaskStatus
 from .core.tessera import tessera, TesseraProxy, ArrayProxy, TaskArray
 from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
-                     SerialisationError, WorkerError, RuntimeNotRunning)
+                     SerialisationError, RuntimeNotRunning)
 
 __version__ = '0.1.0'
 
 __all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'tessera', 'TesseraProxy', 'ArrayProxy',
            'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
            'MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
-           'SerialisationError', 'WorkerError', 'RuntimeNotRunning', '__version__']
+           'SerialisationError', 'RuntimeNotRunning', '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())

@@ -1,7 +1,7 @@
 """Every public exception of mosaic_mpi, under one base class."""
 
 __all__ = ['MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
-           'SerialisationError', 'WorkerError', 'RuntimeNotRunning']
+           'SerialisationError', 'RuntimeNotRunning']
 
 
 class MosaicError(Exception):
@@ -60,10 +60,6 @@ class DependencyError(MosaicError):
 
 class SerialisationError(MosaicError, TypeError):
     """An object could not be pickled (neither by pickle nor by cloudpickle)."""
-
-
-class WorkerError(MosaicError):
-    """A worker rank stopped or could not be reached."""
 
 
 class RuntimeNotRunning(MosaicError, RuntimeError):

@@ -13,7 +13,7 @@ import enum
 from typing import NamedTuple, Any, Optional, Tuple
 
 __all__ = ['make_id', 'id_rank', 'Op', 'Select', 'Dependency', 'CreateTessera', 'Call', 'Completed',
-           'Fetch', 'Value', 'Drop', 'Stop', 'Fatal']
+           'Fetch', 'Value', 'Drop', 'Stop']
 
 _ID_BITS = 40
 
@@ -112,12 +112,6 @@ class Stop(NamedTuple):
     """
     code: int
     now: bool = False
-
-
-class Fatal(NamedTuple):
-    """A rank hit an error it cannot recover from; the head stops the run."""
-    rank: int
-    message: str
 
 
 class Stopped(NamedTuple):

@@ -535,6 +535,14 @@ async def case_results_freed_when_no_proxy_refers(runtime):
     assert [await t.result() for t in kept] == list(range(5))
 
 
+async def case_barrier(runtime):
+    stores = [Store.remote() for _ in range(3)]
+    tasks = [s.sleep(0.05 * (i + 1)) for i, s in enumerate(stores)]    # never awaited
+    assert not any(t.check_result() for t in tasks)
+    await runtime.barrier()                             # every task submitted so far has finished
+    assert all(t.check_result() for t in tasks)
+
+
 CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
 
 

@@ -11,7 +11,7 @@ import sys
 import threading
 
 from ..comms import Transport, abort_world, mpi_world
-from ..messages import (Call, Completed, CreateTessera, Drop, Fatal, Fetch, Stop, Stopped, Value)
+from ..messages import Call, Completed, CreateTessera, Drop, Fetch, Stop, Stopped, Value
 from .client import Client, LoopBridge, Requests
 from .placement import RoundRobin, WorkerHandle
 from .warehouse import Warehouse
@@ -74,14 +74,12 @@ class Runtime:
         self.worker = None
         self._stopped_acks = set()
         self._all_stopped = threading.Event()
-        self._fatal = None
         self.running = True
         if self.rank != 0:
             self.loop = asyncio.new_event_loop()
             self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
                                  self.warehouse, config.oob_threshold, self.loop)
-        table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped,
-                 Fatal: self._on_fatal}
+        table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped}
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_loop_record,
                           Call: self.worker.on_loop_record, Stop: self.worker.on_stop,
@@ -109,10 +107,6 @@ class Runtime:
         self._stopped_acks.add(record.rank)
         if len(self._stopped_acks) == self.num_workers:
             self._all_stopped.set()
-
-    def _on_fatal(self, source, record):
-        self._fatal = record
-        _log.critical('worker:%d failed: %s', record.rank, record.message)
 
     # -- head --------------------------------------------------------------------------------------
 

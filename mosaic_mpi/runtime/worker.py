@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 
-from ..core.task import Task
+from ..core.task import Task, TaskStatus
 from ..errors import DependencyError
 from ..messages import Completed, CreateTessera, Fetch, Op, Select, Stop, Stopped, Value
 from ..serialisation import dumps, loads
@@ -73,6 +73,7 @@ class TesseraHost:
             task.set_exception(unpack_error(self.error))
             return
         worker = self.worker
+        task.status = TaskStatus.RUNNING
         worker.in_user_code = True
         try:
             args, kwargs = task.args_value(), task.kwargs_value()
