@@ -183,67 +183,25 @@ def add_experiment_options(parser):
     Parameters
     ----------
     parser : argparse.ArgumentParser
-        Gets ``--switch-interval``, ``--timer-slack-ns``, ``--yield-spin``, ``--gc-threshold``,
-        ``--no-receive-copy``, ``--spin-time`` and ``--max-sleep``.
+        Gets ``--switch-interval``, ``--timer-slack-ns``, ``--gc-threshold``, ``--spin-time``
+        and ``--max-sleep``.
     """
     group = parser.add_argument_group('experiments (defaults leave the runtime as it is)')
     group.add_argument('--switch-interval', type=float, default=None,
                        help='sys.setswitchinterval on every rank (CPython default 0.005 s)')
     group.add_argument('--timer-slack-ns', type=int, default=None,
                        help='prctl(PR_SET_TIMERSLACK) before the runtime starts; its threads '
-                            'inherit it (Linux default 50000 ns: time.sleep(0) lasts ~55+ us)')
-    group.add_argument('--yield-spin', action='store_true',
-                       help='make the transport\'s time.sleep(0) an os.sched_yield() (patched '
-                            'in this process only, through the module\'s `time` name)')
+                            'inherit it (Linux default 50000 ns; the progress thread sets its '
+                            'own to 1000 ns whatever this says)')
     group.add_argument('--gc-threshold', type=int, default=None,
                        help='gc.set_threshold(N) on every rank (CPython default 700; 0 turns '
                             'the cyclic garbage collector off)')
-    group.add_argument('--no-receive-copy', action='store_true',
-                       help='on every rank, rebuild received payloads on the receive buffers '
-                            'themselves (patches serialisation._rebuild_payload, looked up by '
-                            'name when headers are unpickled): shows the cost of the extra copy '
-                            'of every received array')
-    group.add_argument('--spin-time', type=float, default=None, help='runtime spin_time (s)')
-    group.add_argument('--max-sleep', type=float, default=None, help='runtime max_sleep (s)')
-
-
-class _YieldingTime:
-    """Stands in for the ``time`` module inside the transport: ``sleep(0)`` yields instead."""
-
-    def __init__(self, module):
-        self._module = module
-
-    def sleep(self, seconds):
-        """``os.sched_yield()`` for 0, else ``time.sleep(seconds)``.
-
-        Parameters
-        ----------
-        seconds : float
-            Duration.
-        """
-        if seconds == 0:
-            os.sched_yield()
-        else:
-            self._module.sleep(seconds)
-
-    def __getattr__(self, name):
-        return getattr(self._module, name)
-
-
-def _rebuild_payload_writeable(data, *buffers):
-    # The sender's array is read-only while it is being sent, so the header pickle marks its
-    # buffer READONLY_BUFFER and the receiver gets a read-only view of its own writeable receive
-    # buffer, which serialisation._writeable_frombuffer then copies. Unwrap the view instead.
-    from mosaic_mpi.serialisation import Payload
-    unwrapped = []
-    for buffer in buffers:
-        if isinstance(buffer, memoryview) and buffer.readonly:
-            base = buffer.obj
-            if isinstance(base, np.ndarray) and base.flags.writeable \
-                    and base.nbytes == buffer.nbytes:
-                buffer = base
-        unwrapped.append(buffer)
-    return Payload(data, unwrapped)
+    group.add_argument('--spin-time', type=float, default=None,
+                       help='runtime spin_time (s): how long the progress thread keeps polling '
+                            'after the last activity (default 0.001)')
+    group.add_argument('--max-sleep', type=float, default=None,
+                       help='runtime max_sleep (s): longest idle sleep once a rank has been '
+                            'quiet for 50 ms (default 0.01)')
 
 
 def apply_experiments(args):
@@ -270,12 +228,6 @@ def apply_experiments(args):
     if getattr(args, 'gc_threshold', None) is not None:
         import gc
         gc.set_threshold(args.gc_threshold)
-    if getattr(args, 'no_receive_copy', False):
-        from mosaic_mpi import serialisation
-        serialisation._rebuild_payload = _rebuild_payload_writeable
-    if getattr(args, 'yield_spin', False):
-        from mosaic_mpi.comms import transport
-        transport.time = _YieldingTime(time)
     return {key: getattr(args, key) for key in ('spin_time', 'max_sleep')
             if getattr(args, key, None) is not None}
 
@@ -295,9 +247,6 @@ def describe_experiments(args):
     parts = [f'{key}={getattr(args, key)}' for key in
              ('switch_interval', 'timer_slack_ns', 'gc_threshold', 'spin_time', 'max_sleep')
              if getattr(args, key, None) is not None]
-    for flag in ('yield_spin', 'no_receive_copy'):
-        if getattr(args, flag, False):
-            parts.append(flag)
     return ', '.join(parts) or 'none'
 
 

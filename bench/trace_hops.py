@@ -9,9 +9,10 @@ Run::
 The script wraps (never edits) a few runtime functions on every rank so that each records a
 ``time.perf_counter()`` stamp (``CLOCK_MONOTONIC``, one clock for every process on the machine)
 when it starts and ends: the head's ``Client.submit_call``, each rank's
-``Transport._send_packet`` (pickle + ``Isend``) and ``Transport._deliver`` (unpickle of a
-received packet), the worker's ``Worker.handle`` (on its event loop) and ``Worker._finished``, and
-the head's ``Client._resolve`` (on its event loop). Workers hand their stamps to the head through
+``Transport._send_packet`` (``pack_records`` + ``Isend``) and ``Transport._deliver``
+(``unpack_records`` of a received packet; the progress thread hands the batch on at the end of
+its cycle), the worker's ``Worker.handle`` (on its event loop) and ``Worker._finished``, and the
+head's ``Client._resolve`` (on its event loop). Workers hand their stamps to the head through
 a tessera. For each call, the first stamp of each kind inside the call's window gives the hops:
 
 ====================================  ======================================================
