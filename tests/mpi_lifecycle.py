@@ -87,6 +87,21 @@ async def main_sleeps(runtime):
     time.sleep(60)                                     # Ctrl-C must still interrupt this
 
 
+async def main_unseen_failure(runtime):
+    import gc
+    b = Busy.remote()
+    b.quit(5)                                          # fails; nobody awaits it
+    seen = b.quit(6)
+    try:
+        await seen
+    except SystemExit:
+        pass
+    del seen
+    await b.ok()
+    gc.collect()
+    await b.ok()
+
+
 def two_step_raises():
     mosaic.init()
     Busy.remote().ok()

@@ -37,6 +37,13 @@ def test_results_and_errors_that_cannot_be_rebuilt_raise_instead_of_hanging():
     assert 'ODD RESULTS PASSED' in result.stdout
 
 
+def test_a_failure_nobody_awaited_is_reported_once():
+    result, _ = timed(['main_unseen_failure'], n=2)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count('failed and nobody awaited it') == 1, result.stderr
+    assert 'Busy.quit' in result.stderr and 'SystemExit: 5' in result.stderr
+
+
 def test_two_step_use_with_an_error_before_stop_ends_every_rank():
     result, elapsed = timed(['two_step_raises'])
     assert result.returncode == 1, result.stderr

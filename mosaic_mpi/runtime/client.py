@@ -9,6 +9,7 @@ Futures are created on whatever event loop awaits and resolved there through the
 import asyncio
 import itertools
 import threading
+import warnings
 
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..errors import SerialisationError
@@ -29,7 +30,7 @@ class TaskState:
 
     __slots__ = ('task_id', 'owner', 'tessera_id', 'method', 'label', 'status', 'error', 'client',
                  'foreign', 'escaped', 'released', 'values', 'fetching', 'callbacks',
-                 'done_future', 'nbytes', 'holds')
+                 'done_future', 'nbytes', 'holds', 'seen')
 
     def __init__(self, task_id, owner, tessera_id, method, label, client=None, foreign=False):
         self.task_id = task_id
@@ -49,6 +50,7 @@ class TaskState:
         self.done_future = None
         self.nbytes = 0
         self.holds = None
+        self.seen = False           # its outcome reached the user (or a dependent call)
 
 
 def foreign_state(task_id, owner, tessera_id, method):
@@ -173,6 +175,7 @@ class Client:
             else:
                 continue
             state = proxy._st
+            state.seen = True           # a failure reaches the user through the dependent call
             if state.client is None and not state.foreign:
                 state.client = self
             deps.append(Dependency(slot, state.task_id, state.owner, selector,
@@ -267,6 +270,7 @@ class Client:
     def error_of(self, state):
         """The task's exception (a fresh object), or ``None`` if it has not failed."""
         if state.status is TaskStatus.FAILED:
+            state.seen = True
             return state.error if isinstance(state.error, BaseException) \
                 else unpack_error(state.error)
         return None
@@ -402,6 +406,11 @@ class Client:
             self._drop(state)
 
     def _drop(self, state):
+        if state.status is TaskStatus.FAILED and not state.seen:
+            error = self.error_of(state)
+            message = (f'{state.label} (task {state.task_id}) failed and nobody awaited it: '
+                       f'{type(error).__name__}: {error}')
+            warnings.warn(message, RuntimeWarning)
         if self._tasks.pop(state.task_id, None) is None or state.escaped or self.closed:
             return
         self._transport.send(state.owner, Drop((state.task_id,), ()))
