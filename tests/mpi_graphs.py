@@ -26,7 +26,8 @@ class Node:
         for a in args:
             total += int(np.sum(a)) if isinstance(a, np.ndarray) else a
         self.state = (self.state * 31 + total) % 1000003
-        return total * scale, np.full(3, total, dtype=np.int64)
+        value = (total * scale) % 1000003              # bounded: graphs may multiply repeatedly
+        return value, np.full(3, total % 1000003, dtype=np.int64)
 
     def log(self, caller, seq):
         self.calls.append((caller, seq))

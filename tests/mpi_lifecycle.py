@@ -50,6 +50,12 @@ async def main_raises_while_worker_busy(runtime):
     raise ValueError('bad input in main')
 
 
+async def main_raises_with_calls_queued(runtime):
+    for _ in range(2 * runtime.num_workers):
+        Busy.remote().slow(60)                         # not started yet when main fails
+    raise KeyError('immediate')
+
+
 async def main_exit_code_while_busy(runtime):
     Busy.remote().slow(60)
     await asyncio.sleep(0.2)

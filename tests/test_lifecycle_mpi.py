@@ -25,6 +25,14 @@ def test_exception_in_main_while_a_worker_is_busy_shows_it_and_ends():
     assert elapsed < 30                                # the busy task would take 60 s
 
 
+@pytest.mark.parametrize('attempt', range(3))
+def test_exception_in_main_before_queued_calls_start_ends_quickly(attempt):
+    result, elapsed = timed(['main_raises_with_calls_queued'])
+    assert result.returncode == 1, result.stderr
+    assert "KeyError: 'immediate'" in result.stderr
+    assert elapsed < 30                                # the queued tasks would take 60 s each
+
+
 def test_sys_exit_in_main_while_a_worker_is_busy_keeps_the_code():
     result, elapsed = timed(['main_exit_code_while_busy'])
     assert result.returncode == 4, result.stderr

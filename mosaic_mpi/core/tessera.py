@@ -314,7 +314,11 @@ class ArrayProxy:
     type = 'array_proxy'
 
     def __init__(self, proxies):
-        self._proxies = list(proxies)
+        object.__setattr__(self, '_proxies', list(proxies))
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f'cannot assign to an attribute of remote tesserae: use '
+                             f'`await member.set_attr({name!r}, value)` on each member')
 
     def __len__(self):
         return len(self._proxies)

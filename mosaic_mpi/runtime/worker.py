@@ -74,8 +74,10 @@ class TesseraHost:
             return
         worker = self.worker
         task.status = TaskStatus.RUNNING
-        worker.in_user_code = True
+        worker.in_user_code = True      # before the check: a Stop arriving now interrupts us
         try:
+            if worker.stop_code is not None:    # the run failed: run no more user code
+                return
             args, kwargs = task.args_value(), task.kwargs_value()
             if task.op is None:
                 cls, args = args[0], args[1:]
@@ -201,6 +203,8 @@ class Worker:
                 self.transport.send(source, Stopped(self.rank))
             if not self.stopped.done():
                 self.stopped.set_result(record.code)
+            return
+        if self.stop_code is not None:          # the run failed: build and run nothing more
             return
         if isinstance(record, CreateTessera):
             host = TesseraHost(self, record.tessera_id, record.name)
