@@ -73,9 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = RankZeroArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', metavar='PATH',
                         help="Stride-layout HDF5 sound-speed model (default: built-in phantom)")
-    parser.add_argument('--shots', type=int, default=DEFAULTS['shots'], metavar='N',
-                        help='number of shots, spread evenly around the ring '
-                             '(default %(default)s)')
+    parser.add_argument('--shots', type=int, default=None, metavar='N',
+                        help='number of shots, spread evenly around the ring; default: one per '
+                             'transducer, at most ' + str(DEFAULTS['shots']))
     parser.add_argument('--steps', type=int, metavar='N',
                         help="time steps (default: the file's time/num, else one crossing "
                              "of the model at its slowest speed)")
@@ -195,7 +195,9 @@ def prepare(argv=None):
     """
     args = parse_args(argv)
     try:
-        config = build_config(model=args.model, shots=args.shots, steps=args.steps,
+        shots = args.shots if args.shots is not None else min(DEFAULTS['shots'],
+                                                                args.transducers)
+        config = build_config(model=args.model, shots=shots, steps=args.steps,
                               transducers=args.transducers, frequency=args.frequency,
                               wavelet=args.wavelet, absorbing=args.absorbing,
                               space_order=args.space_order)
@@ -265,7 +267,8 @@ def finish(args, config: ShotConfig, traces, workers: int, solve_time: float) ->
           f'({config.num_steps * config.dt * 1e6:.1f} us), {config.wavelet_kind} '
           f'{config.frequency / 1e3:g} kHz')
     print(f'shots       {config.num_shots} of {config.geometry.num_transducers} transducers, '
-          f'{workers} worker(s), {solve_time:.2f} s computing shots')
+          f'{"1 process (--serial)" if args.serial else f"{workers} worker(s)"}, '
+          f'{solve_time:.2f} s computing shots')
     print(f'elapsed     {time.perf_counter() - START:.2f} s since start-up')
     print(f'outputs     {h5_path}\n            {png_path}')
 

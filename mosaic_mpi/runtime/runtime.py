@@ -86,6 +86,7 @@ class Runtime:
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop})
         self._table = table
         self.transport.start()
+        _log.debug('%s: started, rank %d of %d', self.uid, self.rank, self.transport.size)
 
     @property
     def is_head(self):

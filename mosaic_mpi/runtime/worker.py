@@ -207,6 +207,8 @@ class Worker:
         if self.stop_code is not None:          # the run failed: build and run nothing more
             return
         if isinstance(record, CreateTessera):
+            _log.debug('worker:%d: building %s (tessera %d) for rank %d', self.rank, record.name,
+                       record.tessera_id, record.caller)
             host = TesseraHost(self, record.tessera_id, record.name)
             self.hosts[record.tessera_id] = host
             cls_payload, payload = record.payload
@@ -291,6 +293,8 @@ class Worker:
             self.warehouse.put(task.uid, Entry(True, value, None))
             reply = None
         else:
+            _log.debug('worker:%d: task %d (%s) failed: %s: %s', self.rank, task.uid, task.method,
+                       type(error).__name__, error)
             where = '' if isinstance(error, DependencyError) else task.where
             reply = pack_error(error, where)
             self.warehouse.put(task.uid, Entry(False, None, reply))
