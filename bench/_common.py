@@ -380,3 +380,27 @@ def write_json(path, name, tables, extra=None):
             'extra': extra or {}}
     with open(path, 'w') as f:
         json.dump(data, f, indent=2)
+
+
+def machine_line(args, ranks, load=None):
+    """The one-line description of the machine and run that every script prints first.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The script's options (for the experiments in force).
+    ranks : int
+        Number of MPI ranks.
+    load : float, optional
+        1-minute load average when the script started.
+
+    Returns
+    -------
+    str
+    """
+    info = machine_info()
+    loaded = f'load average at start {load:.2f}; ' if load is not None else ''
+    return (f'machine: {info["nproc"]} cores, {info["cpu"]}; python {info["python"]}, '
+            f'mpi4py {info["mpi4py"]}, {info["mpi"]}; {ranks} ranks; {loaded}'
+            f'experiments: {describe_experiments(args)}')
+

@@ -39,8 +39,8 @@ import numpy as np
 from mpi4py import MPI
 
 import mosaic_mpi as mosaic
-from _common import (Bench, Table, add_experiment_options, apply_experiments, describe_experiments,
-                     idle_barrier, machine_info, summary, write_json)
+from _common import (Bench, Table, add_experiment_options, apply_experiments, idle_barrier,
+                     machine_line, summary, write_json)
 
 MIB = 1 << 20
 
@@ -326,10 +326,7 @@ def main_all(argv=None):
     config = apply_experiments(args)
     table = mosaic.run(make_main(args, raw), **config)
     if comm.Get_rank() == 0:
-        info = machine_info()
-        print(f'machine: {info["nproc"]} cores, {info["cpu"]}; python {info["python"]}, '
-              f'mpi4py {info["mpi4py"]}, {info["mpi"]}; {comm.Get_size()} ranks; '
-              f'load average at start {load:.2f}; experiments: {describe_experiments(args)}')
+        print(machine_line(args, comm.Get_size(), load))
         table.print()
         write_json(args.json, 'bandwidth', [table], vars(args))
 

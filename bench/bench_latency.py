@@ -35,8 +35,8 @@ import time
 from mpi4py import MPI
 
 import mosaic_mpi as mosaic
-from _common import (Bench, Table, add_experiment_options, apply_experiments, describe_experiments,
-                     idle_barrier, machine_info, summary, thread_cpu_seconds, write_json)
+from _common import (Bench, Table, add_experiment_options, apply_experiments, idle_barrier,
+                     machine_line, summary, thread_cpu_seconds, write_json)
 
 
 def parse_args(argv=None):
@@ -319,10 +319,7 @@ def main_all(argv=None):
     config = apply_experiments(args)
     tables = mosaic.run(make_main(args, raw), **config)
     if comm.Get_rank() == 0:
-        info = machine_info()
-        print(f'machine: {info["nproc"]} cores, {info["cpu"]}; python {info["python"]}, '
-              f'mpi4py {info["mpi4py"]}, {info["mpi"]}; {comm.Get_size()} ranks; '
-              f'experiments: {describe_experiments(args)}')
+        print(machine_line(args, comm.Get_size()))
         for table in tables:
             table.print()
             if getattr(table, 'cpu_note', None):

@@ -24,8 +24,8 @@ import time
 from mpi4py import MPI
 
 import mosaic_mpi as mosaic
-from _common import (Bench, Table, add_experiment_options, apply_experiments, describe_experiments,
-                     machine_info, write_json)
+from _common import (Bench, Table, add_experiment_options, apply_experiments, machine_line,
+                     write_json)
 from bench_latency import raw_pipelined
 
 
@@ -162,10 +162,7 @@ def main_all(argv=None):
     config = apply_experiments(args)
     table, tenths = mosaic.run(make_main(args, raw), **config)
     if comm.Get_rank() == 0:
-        info = machine_info()
-        print(f'machine: {info["nproc"]} cores, {info["cpu"]}; python {info["python"]}, '
-              f'mpi4py {info["mpi4py"]}, {info["mpi"]}; {comm.Get_size()} ranks; '
-              f'experiments: {describe_experiments(args)}')
+        print(machine_line(args, comm.Get_size()))
         table.print()
         print(tenths, flush=True)
         write_json(args.json, 'scale', [table], {'options': vars(args), 'tenths': tenths})

@@ -370,7 +370,6 @@ async def case_outputs(runtime):
 
 
 async def case_dependencies(runtime):
-    W = runtime.num_workers
     a = Store.remote(runtime=runtime.workers[0])
     b = Store.remote(runtime=runtime.workers[-1])
     # x -> y -> z on one tessera

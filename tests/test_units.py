@@ -1,6 +1,5 @@
 """Pure parts of mosaic_mpi, without MPI: serialisation, config, selection, errors, API surface."""
 
-import os
 import pickle
 import subprocess
 import sys

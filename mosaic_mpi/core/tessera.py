@@ -12,7 +12,6 @@ import sys
 
 from .. import context
 from ..messages import Op
-from .task import TaskProxy
 
 __all__ = ['tessera', 'TesseraClass', 'TesseraProxy', 'ArrayProxy', 'TaskArray']
 

@@ -13,7 +13,7 @@ import warnings
 
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..errors import SerialisationError
-from ..messages import (make_id, Call, CreateTessera, Dependency, Drop, Fetch, Op, Select)
+from ..messages import make_id, Call, CreateTessera, Dependency, Drop, Fetch, Select
 from ..serialisation import dumps, loads
 from .failures import unpack_error
 

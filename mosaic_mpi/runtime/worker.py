@@ -6,7 +6,6 @@ Arguments that are results of other tasks are fetched straight from the worker t
 (worker to worker) as soon as the call arrives, so transfers overlap earlier calls.
 """
 
-import asyncio
 import collections
 import inspect
 import logging
