@@ -205,7 +205,22 @@ async def _await(awaitable):
 
 
 async def _gather(awaitables):
-    return list(await asyncio.gather(*awaitables))
+    # Coroutines (such as ``t.result()``) start only when awaited: run them as concurrent tasks.
+    # Task proxies and futures are already under way, so awaiting them in turn costs nothing extra
+    # (and spares an asyncio.Task per item: a gather of 100,000 proxies ran at half speed).
+    items = []
+    for item in awaitables:
+        if inspect.iscoroutine(item):
+            item = asyncio.ensure_future(item)
+            item.add_done_callback(_retrieve)
+        items.append(item)
+    return [await item for item in items]
+
+
+def _retrieve(future):
+    # The first failure is raised by gather; later ones must not be reported as "never retrieved".
+    if not future.cancelled():
+        future.exception()
 
 
 def gather(x):

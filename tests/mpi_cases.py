@@ -157,6 +157,16 @@ async def case_gather(runtime):
     s = Store.remote()
     values = await mosaic.gather([s.echo(i).result() for i in range(5)])
     assert values == [0, 1, 2, 3, 4]
+    proxies = await mosaic.gather([s.echo(i) for i in range(3)])        # task proxies: themselves
+    assert all(isinstance(p, mosaic.TaskProxy) for p in proxies)
+    mixed = await mosaic.gather([s.echo('a').result(), s.echo('b'), s.echo('c').outputs[0]])
+    assert mixed[0] == 'a' and isinstance(mixed[1], mosaic.TaskProxy) and mixed[2] == 'c'
+    try:
+        await mosaic.gather([s.echo(1).result(), s.fail('in gather').result(), s.fail().result()])
+    except ValueError as exc:
+        assert str(exc) == 'in gather'
+    else:
+        raise AssertionError('gather should raise the first failure')
     assert mosaic.gather(3) == 3
     assert mosaic.gather('abc') == 'abc'
 
