@@ -218,6 +218,9 @@ async def case_tessera_local_and_placement(runtime):
     assert await array.value == [10] * (W + 1)
     results = await array.add(1)
     assert [await t.result() for t in results] == [11] * (W + 1)
+    only = await array.add(5, runtime=runtime.workers[0])           # members on worker 1 only
+    assert len(only) == len([i for i in range(W + 1) if i % W == 0])
+    assert await array.value == [16 if i % W == 0 else 11 for i in range(W + 1)]
     try:
         Store.remote(runtime='worker:99')
     except ValueError as exc:
