@@ -404,3 +404,43 @@ def machine_line(args, ranks, load=None):
             f'mpi4py {info["mpi4py"]}, {info["mpi"]}; {ranks} ranks; {loaded}'
             f'experiments: {describe_experiments(args)}')
 
+
+
+def run_benchmark(args, raw_phase, make_main, usage, load=None):
+    """The shape every script shares: raw mpi4py phase, then the runtime, on every rank.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The script's options.
+    raw_phase : callable
+        ``raw_phase(comm)`` on every rank, before the runtime starts; returns what ``make_main``
+        needs (on rank 0).
+    make_main : callable
+        ``make_main(args, raw)`` returns the ``async def main(runtime)`` to run on the head.
+    usage : str
+        Message for a launch on fewer than 2 ranks.
+    load : float, optional
+        Load average at start, for the machine line.
+
+    Returns
+    -------
+    object or None
+        On rank 0, what ``main`` returned (after the machine line is printed); ``None`` on the
+        other ranks (workers end inside ``mosaic.run``).
+    """
+    import sys
+
+    from mpi4py import MPI
+
+    import mosaic_mpi as mosaic
+
+    comm = MPI.COMM_WORLD
+    if comm.Get_size() < 2:
+        sys.exit(usage)
+    raw = raw_phase(comm)
+    result = mosaic.run(make_main(args, raw), **apply_experiments(args))
+    if comm.Get_rank() != 0:
+        return None
+    print(machine_line(args, comm.Get_size(), load))
+    return result

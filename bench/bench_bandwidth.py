@@ -32,15 +32,13 @@ column is mosaic_mpi / raw mpi4py (the target is >= 0.5, aim 0.7).
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 from mpi4py import MPI
 
-import mosaic_mpi as mosaic
-from _common import (Bench, Table, add_experiment_options, apply_experiments, idle_barrier,
-                     machine_line, summary, write_json)
+from _common import (Bench, Table, add_experiment_options, idle_barrier, run_benchmark, summary,
+                     write_json)
 
 MIB = 1 << 20
 
@@ -318,15 +316,10 @@ def main_all(argv=None):
         Command-line arguments.
     """
     args = parse_args(argv)
-    comm = MPI.COMM_WORLD
-    if comm.Get_size() < 2:
-        sys.exit('run under mpiexec -n 3 (or -n 2 without the forward figure)')
-    load = os.getloadavg()[0]
-    raw = raw_phase(args)
-    config = apply_experiments(args)
-    table = mosaic.run(make_main(args, raw), **config)
-    if comm.Get_rank() == 0:
-        print(machine_line(args, comm.Get_size(), load))
+    table = run_benchmark(args, lambda comm: raw_phase(args), make_main,
+                          'run under mpiexec -n 3 (or -n 2 without the forward figure)',
+                          load=os.getloadavg()[0])
+    if table is not None:
         table.print()
         write_json(args.json, 'bandwidth', [table], vars(args))
 

@@ -29,14 +29,13 @@ import argparse
 import cProfile
 import io
 import pstats
-import sys
 import time
 
 from mpi4py import MPI
 
 import mosaic_mpi as mosaic
-from _common import (Bench, Table, add_experiment_options, apply_experiments, idle_barrier,
-                     machine_line, summary, thread_cpu_seconds, write_json)
+from _common import (Bench, Table, add_experiment_options, idle_barrier, run_benchmark, summary,
+                     thread_cpu_seconds, write_json)
 
 
 def parse_args(argv=None):
@@ -312,14 +311,9 @@ def main_all(argv=None):
         Command-line arguments.
     """
     args = parse_args(argv)
-    comm = MPI.COMM_WORLD
-    if comm.Get_size() < 2:
-        sys.exit('run under mpiexec -n 2 (or -n 3 for the two-worker figure)')
-    raw = raw_phase(args)
-    config = apply_experiments(args)
-    tables = mosaic.run(make_main(args, raw), **config)
-    if comm.Get_rank() == 0:
-        print(machine_line(args, comm.Get_size()))
+    tables = run_benchmark(args, lambda comm: raw_phase(args), make_main,
+                           'run under mpiexec -n 2 (or -n 3 for the two-worker figure)')
+    if tables is not None:
         for table in tables:
             table.print()
             if getattr(table, 'cpu_note', None):

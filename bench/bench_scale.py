@@ -18,14 +18,11 @@ The ratio column is mosaic_mpi / raw mpi4py.
 """
 
 import argparse
-import sys
 import time
 
-from mpi4py import MPI
 
 import mosaic_mpi as mosaic
-from _common import (Bench, Table, add_experiment_options, apply_experiments, machine_line,
-                     write_json)
+from _common import (Bench, Table, add_experiment_options, run_benchmark, write_json)
 from bench_latency import raw_pipelined
 
 
@@ -154,15 +151,14 @@ def main_all(argv=None):
         Command-line arguments.
     """
     args = parse_args(argv)
-    comm = MPI.COMM_WORLD
-    if comm.Get_size() < 2:
-        sys.exit('run under mpiexec -n 2')
-    raw_pipelined(comm, 1000, 1)                    # warm-up
-    raw = {count: raw_pipelined(comm, count, 1) for count in args.sizes}
-    config = apply_experiments(args)
-    table, tenths = mosaic.run(make_main(args, raw), **config)
-    if comm.Get_rank() == 0:
-        print(machine_line(args, comm.Get_size()))
+
+    def raw_phase(comm):
+        raw_pipelined(comm, 1000, 1)                # warm-up
+        return {count: raw_pipelined(comm, count, 1) for count in args.sizes}
+
+    outcome = run_benchmark(args, raw_phase, make_main, 'run under mpiexec -n 2')
+    if outcome is not None:
+        table, tenths = outcome
         table.print()
         print(tenths, flush=True)
         write_json(args.json, 'scale', [table], {'options': vars(args), 'tenths': tenths})
