@@ -71,11 +71,18 @@ def init(**config):
     try:
         code = rt.serve()
     finally:
-        context.set_current(None)
+        _retire(rt)
     if settings.worker_exit:
-        context.mark_ended()
         sys.exit(code)
     return None
+
+
+def _retire(rt):
+    """``rt`` has stopped: it is no longer current, and cannot start again if its workers exited."""
+    if context.current() is rt:
+        context.set_current(None)
+    if rt.config.worker_exit:
+        context.mark_ended()
 
 
 def _show_logs(level, uid):
@@ -116,10 +123,7 @@ class _StopAtExit:
                 rt.stop(code=1 if self.failed else 0, drain=not self.failed,
                         timeout=_GRACE if self.failed else 10.0)
             finally:
-                if context.current() is rt:
-                    context.set_current(None)
-                if rt.config.worker_exit:
-                    context.mark_ended()
+                _retire(rt)
 
 
 _stop_at_exit = _StopAtExit()
@@ -139,9 +143,7 @@ def stop():
         if rt.is_head:
             rt.stop()
     finally:
-        context.set_current(None)
-        if rt.config.worker_exit:
-            context.mark_ended()
+        _retire(rt)
 
 
 def run(main, **config):
@@ -181,9 +183,7 @@ def run(main, **config):
             rt.stop(code=_exit_code(exc), drain=False, reason=reason,
                     timeout=1.0 if isinstance(exc, KeyboardInterrupt) else _GRACE)
         finally:
-            context.set_current(None)
-            if rt.config.worker_exit:
-                context.mark_ended()
+            _retire(rt)
         raise
     stop()
     return outcome

@@ -169,8 +169,8 @@ def unpack_records(body, buffers):
 def _exporter_arrays(buffer):
     """Arrays whose memory is exactly ``buffer`` (the exporter and same-memory bases)."""
     arrays = []
-    obj = memoryview(buffer).obj
-    nbytes = memoryview(buffer).nbytes
+    view = memoryview(buffer)
+    obj, nbytes = view.obj, view.nbytes
     while isinstance(obj, np.ndarray) and obj.nbytes == nbytes:
         arrays.append(obj)
         obj = obj.base

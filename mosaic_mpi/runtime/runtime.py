@@ -81,8 +81,8 @@ class Runtime:
                                  self.warehouse, config.oob_threshold, self.loop)
         table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped}
         if self.worker is not None:
-            table.update({CreateTessera: self.worker.on_loop_record,
-                          Call: self.worker.on_loop_record, Stop: self.worker.on_stop,
+            table.update({CreateTessera: self.worker.on_create,
+                          Call: self.worker.on_call, Stop: self.worker.on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop})
         self._table = table
         self.transport.start()

@@ -14,7 +14,7 @@ import threading
 
 from ..core.task import Task, TaskStatus
 from ..errors import DependencyError
-from ..messages import Completed, CreateTessera, Fetch, Op, Select, Stop, Stopped, Value
+from ..messages import Completed, Fetch, Op, Select, Stopped, Value
 from ..serialisation import dumps, loads
 from .failures import pack_error, unpack_error
 from .warehouse import Entry, select
@@ -157,9 +157,13 @@ class Worker:
 
     # -- progress thread: records that need the loop are posted to it ------------------------------
 
-    def on_loop_record(self, source, record):
-        """CreateTessera, Call and Stop run on the worker loop."""
-        self.bridge.post(self.loop, self.handle, source, record)
+    def on_create(self, source, record):
+        """Build a tessera, on the worker loop."""
+        self.bridge.post(self.loop, self._create, record)
+
+    def on_call(self, source, record):
+        """Queue a call on its tessera, on the worker loop."""
+        self.bridge.post(self.loop, self._call, record)
 
     def on_stop(self, source, record):
         """Stop after the current task; or, if the run failed (``now``), interrupt it.
@@ -172,7 +176,7 @@ class Worker:
             self.transport.send(source, Stopped(self.rank))
             if self.in_user_code:
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-        self.on_loop_record(source, record)
+        self.bridge.post(self.loop, self._stop, source, record)
 
     def on_fetch(self, source, record):
         """Answer a fetch once the task's outcome is stored here."""
@@ -195,31 +199,31 @@ class Worker:
 
     # -- worker loop ---------------------------------------------------------------------------------
 
-    def handle(self, source, record):
-        """Dispatch a loop record (CreateTessera, Call or Stop)."""
-        if isinstance(record, Stop):
-            if not record.now:
-                self.transport.send(source, Stopped(self.rank))
-            if not self.stopped.done():
-                self.stopped.set_result(record.code)
+    def _stop(self, source, record):
+        if not record.now:
+            self.transport.send(source, Stopped(self.rank))
+        if not self.stopped.done():
+            self.stopped.set_result(record.code)
+
+    def _create(self, record):
+        if self.stop_code is not None:          # the run failed: build nothing more
             return
-        if self.stop_code is not None:          # the run failed: build and run nothing more
-            return
-        if isinstance(record, CreateTessera):
-            _log.debug('worker:%d: building %s (tessera %d) for rank %d', self.rank, record.name,
-                       record.tessera_id, record.caller)
-            host = TesseraHost(self, record.tessera_id, record.name)
-            self.hosts[record.tessera_id] = host
-            cls_payload, payload = record.payload
-            task = self._make_task(record, None, '__init__', payload, record.deps,
-                                   prefix=(cls_payload,))
-            host.push(task)
-            for source_, call in self.parked.pop(record.tessera_id, ()):
-                self.handle(source_, call)
+        _log.debug('worker:%d: building %s (tessera %d) for rank %d', self.rank, record.name,
+                   record.tessera_id, record.caller)
+        host = TesseraHost(self, record.tessera_id, record.name)
+        self.hosts[record.tessera_id] = host
+        cls_payload, payload = record.payload
+        host.push(self._make_task(record, None, '__init__', payload, record.deps,
+                                  prefix=(cls_payload,)))
+        for call in self.parked.pop(record.tessera_id, ()):
+            self._call(call)
+
+    def _call(self, record):
+        if self.stop_code is not None:          # the run failed: run nothing more
             return
         host = self.hosts.get(record.tessera_id)
         if host is None:        # its creation is still on the way from another rank
-            self.parked[record.tessera_id].append((source, record))
+            self.parked[record.tessera_id].append(record)
             return
         host.push(self._make_task(record, record.op, record.method, record.payload, record.deps,
                                   host=host))
