@@ -15,6 +15,7 @@ the task's state record; they never import the runtime.
 import asyncio
 
 from ..messages import Select
+from .state import foreign_state
 from .references import TaskDone, TaskOutput, TaskOutputGenerator, client_of as _client_of
 from .status import TaskStatus
 from .worker_task import Task
@@ -253,5 +254,4 @@ def _ref_args(state):
 
 def _rebuild_task_proxy(task_id, owner, tessera_id, method):
     # Binding to this rank's runtime happens on first use, not here: unpickling sends nothing.
-    from ..runtime.client import foreign_state
     return TaskProxy(foreign_state(task_id, owner, tessera_id, method))

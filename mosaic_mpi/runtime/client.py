@@ -11,51 +11,19 @@ import itertools
 import threading
 import warnings
 
+from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..errors import SerialisationError
 from ..messages import make_id, Call, CreateTessera, Dependency, Drop, Fetch, Select
 from ..serialisation import dumps, loads
 from .failures import unpack_error
 
-__all__ = ['TaskState', 'Client', 'LoopBridge', 'Requests', 'foreign_state']
+__all__ = ['Client', 'LoopBridge', 'Requests']
 
 _FINISHED = (TaskStatus.DONE, TaskStatus.FAILED)
 
 
 _NO_ARGUMENTS = dumps(((), {}), lock=False)     # shared by every call without arguments
-
-
-class TaskState:
-    """What the caller knows about one task (plain state, changed by the client only)."""
-
-    __slots__ = ('task_id', 'owner', 'tessera_id', 'method', 'label', 'status', 'error', 'client',
-                 'foreign', 'escaped', 'released', 'values', 'fetching', 'callbacks',
-                 'done_future', 'nbytes', 'holds', 'seen')
-
-    def __init__(self, task_id, owner, tessera_id, method, label, client=None, foreign=False):
-        self.task_id = task_id
-        self.owner = owner
-        self.tessera_id = tessera_id
-        self.method = method
-        self.label = label
-        self.status = TaskStatus.PENDING
-        self.error = None
-        self.client = client
-        self.foreign = foreign
-        self.escaped = foreign
-        self.released = False
-        self.values = None          # selector -> fetched value (made on first fetch)
-        self.fetching = None        # selector -> waiting futures
-        self.callbacks = None       # (loop, fn) to run on completion
-        self.done_future = None
-        self.nbytes = 0
-        self.holds = None
-        self.seen = False           # its outcome reached the user (or a dependent call)
-
-
-def foreign_state(task_id, owner, tessera_id, method):
-    """State of a task submitted by another rank (a proxy that arrived by pickle)."""
-    return TaskState(task_id, owner, tessera_id, method, f'{method}', foreign=True)
 
 
 class LoopBridge:
