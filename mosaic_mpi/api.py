@@ -4,6 +4,8 @@ import asyncio
 import atexit
 import inspect
 import logging
+import os
+import signal
 import sys
 import traceback
 
@@ -61,7 +63,11 @@ def init(**config):
                                 'workers have exited: start it once per process (or, to start '
                                 'it again, pass worker_exit=False on every rank)')
     settings = make_config(**config)
-    rt = Runtime(settings)
+    try:
+        rt = Runtime(settings)
+    except KeyboardInterrupt:
+        # Ctrl-C while the ranks are still starting: end quietly, as a running rank would.
+        _exit_now(130)
     if settings.log_level is not None:
         _show_logs(settings.log_level, rt.uid)
     context.set_current(rt)
@@ -75,6 +81,13 @@ def init(**config):
     if settings.worker_exit:
         sys.exit(code)
     return None
+
+
+def _exit_now(code):
+    """End this process at once (no MPI_Finalize: the other ranks may be gone or going)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _retire(rt):
@@ -179,11 +192,16 @@ def run(main, **config):
             outcome = asyncio.run(_await(outcome))
     except BaseException as exc:
         reason = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        if interrupted:     # a second Ctrl-C (the launcher forwards its own) must not cut this short
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             rt.stop(code=_exit_code(exc), drain=False, reason=reason,
-                    timeout=1.0 if isinstance(exc, KeyboardInterrupt) else _GRACE)
+                    timeout=1.0 if interrupted else _GRACE)
         finally:
             _retire(rt)
+            if interrupted:
+                signal.signal(signal.SIGINT, previous)
         raise
     stop()
     return outcome

@@ -63,8 +63,27 @@ def _reduce_timer_slack(nanoseconds=1000):
 _log = logging.getLogger(__name__)
 
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _mpi():
-    from mpi4py import MPI  # imported on first use: importing mosaic_mpi does not start MPI
+    """``mpi4py.MPI``, imported (and MPI initialised) on first use, not when mosaic_mpi is imported.
+
+    The MPI library starts threads of its own during ``MPI_Init`` (MPICH's UCX/OFI progress
+    threads). A process-directed SIGINT may be delivered to any thread that does not block it, and
+    then a main thread blocked in a system call (``time.sleep``, the worker's ``epoll``) would not
+    see Ctrl-C. So the init runs with SIGINT and SIGTERM blocked: the library's threads inherit
+    that mask, and signals always reach the main thread. (If the application imported
+    ``mpi4py.MPI`` first, its MPI threads keep the mask they were started with.)
+    """
+    if 'mpi4py.MPI' in sys.modules or threading.current_thread() is not threading.main_thread():
+        from mpi4py import MPI
+        return MPI
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        from mpi4py import MPI
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return MPI
 
 
@@ -195,7 +214,7 @@ class Transport:
     def _run(self):
         # Signals go to the main thread: Ctrl-C must interrupt the user's code, not this loop.
         if hasattr(signal, 'pthread_sigmask'):
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
         try:
             self._loop()
         except BaseException:

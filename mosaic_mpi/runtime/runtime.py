@@ -7,6 +7,7 @@ is a *worker*: it hosts tesserae until the head stops the run.
 import asyncio
 import logging
 import os
+import signal
 import sys
 import threading
 
@@ -171,6 +172,8 @@ class Runtime:
         try:
             code = self.loop.run_until_complete(self.worker.stopped)
         except KeyboardInterrupt:
+            # A second Ctrl-C (the launcher forwards its own) must not cut the clean-up short.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             if self.worker.stop_code is not None:     # the head ended a failed run
                 code = self.worker.stop_code
             else:                                     # Ctrl-C reaches every rank: end quietly
