@@ -12,6 +12,7 @@ import traceback
 from . import context
 from .config import make_config
 from .errors import RuntimeNotRunning
+from .runtime.loop import run as run_loop
 from .runtime.runtime import Runtime
 
 __all__ = ['run', 'init', 'stop', 'runtime', 'gather']
@@ -189,7 +190,7 @@ def run(main, **config):
     try:
         outcome = main(rt)
         if inspect.isawaitable(outcome):
-            outcome = asyncio.run(_await(outcome))
+            outcome = run_loop(_await(outcome), rt.transport)
     except BaseException as exc:
         reason = ''.join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         interrupted = isinstance(exc, KeyboardInterrupt)

@@ -7,13 +7,22 @@ sends out of band.
 
 Ids of tasks, tesserae and fetch requests are made unique across ranks without any coordination:
 ``make_id(rank, n) = rank * 2**40 + n``.
+
+On the wire (:func:`pack`, :func:`unpack`) each record is a plain tuple of ints, strings and bytes
+headed by a one-byte type code: pickling named tuples, enum members and payload objects by
+reference costs about 1 us each (4.5 us for a ``Call``, against 0.8 us as a plain tuple), and a
+round trip packs and unpacks four records. Payloads are split into their pickle bytes and their
+out-of-band buffers, which the transport sends as their own messages.
 """
 
 import enum
+import pickle
 from typing import NamedTuple, Any, Optional, Tuple
 
+from .serialisation import Payload
+
 __all__ = ['make_id', 'id_rank', 'Op', 'Select', 'Dependency', 'CreateTessera', 'Call', 'Completed',
-           'Fetch', 'Value', 'Drop', 'Stop']
+           'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'pack', 'unpack']
 
 _ID_BITS = 40
 
@@ -119,4 +128,150 @@ class Stopped(NamedTuple):
     rank: int
 
 
-__all__.append('Stopped')
+
+# -- wire form ---------------------------------------------------------------------------------------
+
+_OPS = tuple(Op)
+_OP_CODES = {op: op.value for op in Op}
+_SELECTS = {s.value: s for s in Select}
+
+
+def _put(payload, buffers, held):
+    extra = payload.buffers
+    if extra:
+        buffers.extend(extra)
+        if payload.locked:
+            held.append(payload)
+    return payload.data, len(extra)
+
+
+def _take(data, count, incoming):
+    return Payload(data, [next(incoming) for _ in range(count)] if count else ())
+
+
+def _selector_out(selector):
+    # Select members travel as their string value, output keys (any type) inside a 1-tuple.
+    return selector.value if selector.__class__ is Select else (selector,)
+
+
+def _selector_in(wire):
+    return _SELECTS[wire] if wire.__class__ is str else wire[0]
+
+
+def _deps_out(deps):
+    return tuple((d.slot, d.task_id, d.owner, _selector_out(d.selector), d.label) for d in deps) \
+        if deps else ()
+
+
+def _deps_in(wire):
+    return tuple(Dependency(slot, task_id, owner, _selector_in(selector), label)
+                 for slot, task_id, owner, selector, label in wire) if wire else ()
+
+
+def _create_out(r, buffers, held):
+    cls_payload, payload = r.payload
+    return (0, r.task_id, r.tessera_id, r.caller, r.name, *_put(cls_payload, buffers, held),
+            *_put(payload, buffers, held), _deps_out(r.deps))
+
+
+def _create_in(w, incoming):
+    cls_payload = _take(w[5], w[6], incoming)
+    return CreateTessera(w[1], w[2], w[3], w[4], (cls_payload, _take(w[7], w[8], incoming)),
+                         _deps_in(w[9]))
+
+
+def _call_out(r, buffers, held):
+    task_id, tessera_id, caller, op, method, payload, deps = r
+    return (1, task_id, tessera_id, caller, _OP_CODES[op], method, *_put(payload, buffers, held),
+            _deps_out(deps) if deps else ())
+
+
+def _call_in(w, incoming):
+    return Call(w[1], w[2], w[3], _OPS[w[4]], w[5], _take(w[6], w[7], incoming), _deps_in(w[8]))
+
+
+def _completed_out(r, buffers, held):
+    if r.error is None:
+        return (2, r.task_id)
+    return (2, r.task_id, *_put(r.error, buffers, held))
+
+
+def _completed_in(w, incoming):
+    return Completed(w[1], _take(w[2], w[3], incoming) if len(w) > 2 else None)
+
+
+def _fetch_out(r, buffers, held):
+    return (3, r.request_id, r.task_id, _selector_out(r.selector), r.requester)
+
+
+def _fetch_in(w, incoming):
+    return Fetch(w[1], w[2], _selector_in(w[3]), w[4])
+
+
+def _value_out(r, buffers, held):
+    return (4, r.request_id, r.ok, *_put(r.payload, buffers, held))
+
+
+def _value_in(w, incoming):
+    return Value(w[1], w[2], _take(w[3], w[4], incoming))
+
+
+def _plain_out(code):
+    def out(r, buffers, held):
+        return (code, *r)
+    return out
+
+
+def _plain_in(cls):
+    def decode(w, incoming):
+        return cls._make(w[1:])
+    return decode
+
+
+_ENCODE = {CreateTessera: _create_out, Call: _call_out, Completed: _completed_out,
+           Fetch: _fetch_out, Value: _value_out, Drop: _plain_out(5), Stop: _plain_out(6),
+           Stopped: _plain_out(7)}
+_DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(Drop),
+           _plain_in(Stop), _plain_in(Stopped))
+
+
+def pack(records):
+    """Records to one packet's header body and out-of-band buffers.
+
+    Parameters
+    ----------
+    records : list
+        Records of the types above.
+
+    Returns
+    -------
+    body : bytes
+        The pickled wire tuples (protocol 5).
+    buffers : list of buffer-like
+        Every payload buffer, in order: the transport sends each as its own message.
+    held : list of Payload
+        Payloads whose arrays are read-only until the send completes (call ``release()`` then).
+    """
+    buffers, held = [], []
+    body = pickle.dumps([_ENCODE[r.__class__](r, buffers, held) for r in records],
+                        protocol=pickle.HIGHEST_PROTOCOL)
+    return body, buffers, held
+
+
+def unpack(body, buffers):
+    """Inverse of :func:`pack`: payloads get the received ``buffers`` themselves (no copy).
+
+    Parameters
+    ----------
+    body : bytes-like
+        The header body.
+    buffers : list of buffer-like
+        The received buffers, in order (writeable; arrays will be built on them).
+
+    Returns
+    -------
+    list
+        The records.
+    """
+    incoming = iter(buffers)
+    return [_DECODE[w[0]](w, incoming) for w in pickle.loads(body)]

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import SerialisationError
 
-__all__ = ['Payload', 'dumps', 'loads', 'pack_records', 'unpack_records', 'ArrayLock']
+__all__ = ['Payload', 'dumps', 'loads', 'ArrayLock']
 
 _PROTOCOL = 5
 
@@ -104,66 +104,9 @@ class Payload:
             _ARRAY_LOCK.release(array)
 
     def __reduce__(self):
-        outgoing = getattr(_packet, 'outgoing', None)
-        if outgoing is not None:
-            # Inside a transport packet (pack_records): the buffers become the packet's own
-            # out-of-band messages, and the receiver hands back its receive buffers as they are.
-            outgoing.extend(self.buffers)
-            return _rebuild_from_packet, (self.data, len(self.buffers))
+        # Pickled as part of something else (not by the transport, which sends the buffers as
+        # their own messages): the buffers are copied in band.
         return Payload, (self.data, tuple(bytes(memoryview(b)) for b in self.buffers))
-
-
-_packet = threading.local()
-
-
-def _rebuild_from_packet(data, count):
-    incoming = _packet.incoming
-    return Payload(data, [next(incoming) for _ in range(count)])
-
-
-def pack_records(records):
-    """Pickle a list of records for one packet, keeping payload buffers out of band.
-
-    Parameters
-    ----------
-    records : list
-        Records (tuples) whose fields may be :class:`Payload` objects.
-
-    Returns
-    -------
-    body : bytes
-        The pickled list.
-    buffers : list of buffer-like
-        Every payload buffer, in order: send each as its own message.
-    """
-    _packet.outgoing = buffers = []
-    try:
-        body = pickle.dumps(records, protocol=_PROTOCOL)
-    finally:
-        _packet.outgoing = None
-    return body, buffers
-
-
-def unpack_records(body, buffers):
-    """Inverse of :func:`pack_records`: payloads get the received ``buffers`` themselves.
-
-    Parameters
-    ----------
-    body : bytes-like
-        The pickled list.
-    buffers : list of buffer-like
-        The received buffers, in order (writeable; arrays will be built on them).
-
-    Returns
-    -------
-    list
-        The records.
-    """
-    _packet.incoming = iter(buffers)
-    try:
-        return pickle.loads(body)
-    finally:
-        _packet.incoming = None
 
 
 def _exporter_arrays(buffer):

@@ -17,13 +17,24 @@ handed to the runtime in the order they were sent, even when a later packet comp
 
 Tags are two constants: no counter can run past ``MPI_TAG_UB``.
 
-Progress. Only the progress thread calls MPI after start-up. Each cycle it sends what the rank's
-threads queued (several records to one destination become one packet), probes and receives, tests
-requests, and hands complete packets to the runtime's handler. While any request is in flight it
-never sleeps (MPICH moves a large message only while some thread is inside MPI); after the last
-activity it keeps polling for ``spin_time`` seconds, yielding the core between polls, and then
-sleeps with exponential back-off: up to 200 us during the first 50 ms, up to ``max_sleep`` after.
-It wakes at once when the rank queues a send.
+Progress. The progress thread drives MPI: each cycle it sends what the rank's threads queued
+(several records to one destination become one packet), probes and receives, tests requests, and
+hands complete packets to the runtime's handler. While any request is in flight it never sleeps
+(MPICH moves a large message only while some thread is inside MPI); after the last activity it
+keeps polling for ``spin_time`` seconds, yielding the core between polls, and then sleeps with
+exponential back-off: up to 200 us during the first 50 ms, up to ``max_sleep`` after. It wakes at
+once when the rank queues a send.
+
+Assisted progress. Every cycle runs under one lock, so MPI is only ever driven by one thread at a
+time. An event loop that runs out of work within ``spin_time`` of the last message runs the cycles
+itself (:meth:`Transport.assist`) instead of blocking in ``epoll``, while the progress thread
+stands aside (parked, not competing for the GIL). The loop's thread then receives its replies and
+runs their callbacks with no thread hand-off, and the first record it queues after such a window
+is sent at once from its own thread. A hand-off between two Python threads costs a GIL transfer
+and a wake-up (15-50 us each on a 2-core VM, four per round trip): this is what makes a round
+trip fast. The progress thread takes over again as soon as that thread leaves its window for
+longer than ``spin_time`` (running user code), has transfers in flight, or queues more than one
+send, so progress never waits for user code.
 """
 
 import collections
@@ -31,6 +42,7 @@ import logging
 import os
 import pickle
 import signal
+import struct
 import sys
 import threading
 import time
@@ -38,7 +50,7 @@ import traceback
 
 import numpy as np
 
-from ..serialisation import pack_records, unpack_records
+from ..messages import pack, unpack
 from .pool import BufferPool
 
 __all__ = ['Transport', 'mpi_world', 'abort_world', 'TAG_HEADER', 'TAG_DATA']
@@ -50,6 +62,8 @@ _FIRST_SLEEP = 2e-5     # first back-off sleep after the spin, s; doubles up to 
 _RECENT = 0.05          # for this long after the last message (s), sleeps stay short:
 _RECENT_SLEEP = 2e-4    # at most this long (s)
 _PR_SET_TIMERSLACK = 29
+_NO_BUFFERS = bytes(8)  # header prefix of a packet without out-of-band buffers (n = 0)
+_EAGER = 16384          # bytes: packets up to this size complete without further progress
 
 
 def _reduce_timer_slack(nanoseconds=1000):
@@ -104,13 +118,15 @@ def _chunks(size, max_chunk):
 
 
 class _Packet:
-    __slots__ = ('pending', 'body', 'buffers', 'records')
+    # ``held`` (sent packets only): payloads whose arrays stay read-only until the send completes
+    __slots__ = ('pending', 'body', 'buffers', 'held', 'large')
 
-    def __init__(self, pending, body=None, buffers=None, records=None):
+    def __init__(self, pending, body=None, buffers=None, held=None):
         self.pending = pending
+        self.large = False
         self.body = body
         self.buffers = buffers
-        self.records = records
+        self.held = held
 
 
 class Transport:
@@ -148,10 +164,19 @@ class Transport:
         self._max_sleep = max_sleep
         self._on_fatal = on_fatal
         self.pool = BufferPool(buffer_pool)
+        self._status = MPI.Status()
         self._outbox = collections.deque()
         self._wake = threading.Event()
-        self._sleeping = False
+        self._sleeping = False          # the progress thread is parked on _wake
+        self._standing_aside = False    # ... because a loop thread drives progress (assist)
         self._closing = False
+        self._lock = threading.Lock()   # held for every progress cycle, by whichever thread
+        self._driver = None             # ident of the thread holding _lock
+        self._guest = None              # ident of the thread inside assist()
+        self._guest_left = 0.0          # when the last assist() window ended with work to do
+        self._assistant = None          # ident of the thread whose loop calls assist()
+        self._large = 0                 # packets in flight with data messages (need progress)
+        self._last_activity = time.monotonic()
         self._requests = []
         self._owners = []
         self._incoming = collections.defaultdict(collections.deque)
@@ -173,13 +198,36 @@ class Transport:
         Records queued for one destination arrive there in the order they were queued.
         """
         self._outbox.append((dest, record))
+        ident = threading.get_ident()
+        if ident == self._driver or ident == self._guest:
+            return                      # this thread is in a cycle: it sends before it leaves
+        if ident == self._assistant:
+            if self._standing_aside:
+                # Its loop sends it when it next waits (in the same loop iteration), batched with
+                # whatever else it queues until then; if the loop is kept busy, the progress
+                # thread takes over within spin_time.
+                return
+            # The progress thread is in its idle back-off: send now, from here.
+            if self._lock.acquire(False):
+                try:
+                    self._driver = ident
+                    self._flush_outbox()
+                finally:
+                    self._driver = None
+                    self._lock.release()
+                if not self._large:     # small messages complete without further progress
+                    return
         if self._sleeping:
             self._wake.set()
 
     def call_soon(self, fn, *args):
-        """Run ``fn(*args)`` on the progress thread, in order with queued sends."""
+        """Run ``fn(*args)`` in a progress cycle, in order with queued sends (not urgent).
+
+        The progress thread is not woken for it while a loop thread is assisting: that thread's
+        next cycle, or the progress thread within ``spin_time``, runs it.
+        """
         self._outbox.append((None, (fn, args)))
-        if self._sleeping:
+        if self._sleeping and not self._standing_aside:
             self._wake.set()
 
     def close(self, timeout=10.0):
@@ -211,6 +259,86 @@ class Transport:
 
     # -- progress thread ---------------------------------------------------------------------------
 
+    def assist(self, timeout=None, check=None):
+        """Drive progress from the calling thread instead of waiting (an idle event loop).
+
+        Runs progress cycles on this thread while the progress thread stands aside, for as long
+        as the rank has been active within the last ``spin_time`` seconds (never longer than
+        ``timeout``), yielding the core between cycles. Returns as soon as a cycle hands records
+        to the handler or ``check()`` is true. Afterwards the first record this thread queues is
+        sent from this thread at once.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Longest time to spend, in seconds (``None``: no limit but ``spin_time``).
+        check : callable, optional
+            Called between cycles; a true result ends the window (the loop has other work).
+
+        Returns
+        -------
+        bool
+            Whether records were handed to the handler or ``check()`` was true: the caller has
+            work, it should not block.
+        """
+        start = time.monotonic()
+        end = self._last_activity + self._spin_time
+        if timeout is not None:
+            hard_end = start + timeout
+            end = min(end, hard_end)
+        else:
+            hard_end = float('inf')
+        ident = threading.get_ident()
+        self._assistant = ident
+        if start >= end or self._closing or self._guest is not None:
+            if self._outbox and self._lock.acquire(False):     # what this loop queued: send it
+                try:
+                    self._driver = ident
+                    self._flush_outbox()
+                finally:
+                    self._driver = None
+                    self._lock.release()
+                if self._sleeping and self._large:
+                    self._wake.set()
+            return False
+        self._guest = ident
+        worked = False
+        spins = 0
+        try:
+            while True:
+                if self._lock.acquire(False):
+                    try:
+                        self._driver = ident
+                        busy, worked = self._cycle()
+                    except Exception:
+                        self._fatal(traceback.format_exc())
+                        raise
+                    finally:
+                        self._driver = None
+                        self._lock.release()
+                    if worked:
+                        break
+                    if busy:
+                        end = min(self._last_activity + self._spin_time, hard_end)
+                spins += 1
+                if check is not None and not spins & 3 and check():     # every 4th: ~1 us each
+                    worked = True
+                    break
+                now = time.monotonic()
+                if now >= hard_end or (now >= end and not self._large):
+                    break
+                os.sched_yield()
+        finally:
+            self._guest = None
+            # Work to do here: this thread will likely be back soon, the progress thread keeps
+            # standing aside. Idle: hand over to the progress thread's back-off.
+            self._guest_left = time.monotonic() if worked else 0.0
+            if self._sleeping and (not worked or self._large or self._outbox):
+                self._wake.set()
+        return worked
+
+    # -- progress thread ---------------------------------------------------------------------------
+
     def _run(self):
         # Signals go to the main thread: Ctrl-C must interrupt the user's code, not this loop.
         if hasattr(signal, 'pthread_sigmask'):
@@ -218,34 +346,34 @@ class Transport:
         try:
             self._loop()
         except BaseException:
-            text = traceback.format_exc()
-            _log.critical('progress thread of rank %d failed:\n%s', self.rank, text)
-            sys.stderr.write(f'mosaic_mpi: progress thread of rank {self.rank} failed:\n{text}')
-            sys.stderr.flush()
-            if self._on_fatal is not None:
-                self._on_fatal(text)
-            else:
-                abort_world(1)
+            self._fatal(traceback.format_exc())
+
+    def _fatal(self, text):
+        _log.critical('progress of rank %d failed:\n%s', self.rank, text)
+        sys.stderr.write(f'mosaic_mpi: progress of rank {self.rank} failed:\n{text}')
+        sys.stderr.flush()
+        if self._on_fatal is not None:
+            self._on_fatal(text)
+        else:
+            abort_world(1)
 
     def _loop(self):
         _reduce_timer_slack()
         first_sleep = _FIRST_SLEEP
         sleep = first_sleep
-        idle_since = time.monotonic()
+        ident = threading.get_ident()
         while True:
-            busy = False
-            if self._outbox:
-                self._flush_outbox()
-                busy = True
-            if self._probe():
-                busy = True
-            if self._requests and self._test():
-                busy = True
-            if self._batch:
-                batch, self._batch = self._batch, []
-                self._handler(batch)
+            if self._stand_aside():
+                self._park(self._spin_time, aside=True)
+                sleep = first_sleep
+                continue
+            with self._lock:
+                self._driver = ident
+                try:
+                    busy, _ = self._cycle()
+                finally:
+                    self._driver = None
             if busy:
-                idle_since = time.monotonic()
                 sleep = first_sleep
                 continue
             if self._requests:
@@ -253,18 +381,54 @@ class Transport:
                 continue
             if self._closing and not self._outbox:
                 return
-            if time.monotonic() - idle_since < self._spin_time:
+            idle = time.monotonic() - self._last_activity
+            if idle < self._spin_time:
                 # sched_yield, not time.sleep(0): the latter sleeps for the timer slack (~50 us)
                 os.sched_yield()
                 continue
-            self._sleeping = True
-            if not self._outbox and not self._closing:
-                self._wake.wait(sleep)
-            self._sleeping = False
-            self._wake.clear()
+            self._park(sleep)
             # Recently active ranks stay quick to answer; long-idle ones sleep longer.
-            recent = time.monotonic() - idle_since < _RECENT
-            sleep = min(2 * sleep, _RECENT_SLEEP if recent else self._max_sleep)
+            sleep = min(2 * sleep, _RECENT_SLEEP if idle < _RECENT else self._max_sleep)
+
+    def _stand_aside(self):
+        """Whether a loop thread is driving progress (or will be back within ``spin_time``)."""
+        if self._closing:
+            return False
+        if self._guest is not None:
+            return True
+        if self._large or self._outbox:
+            return False
+        return time.monotonic() - self._guest_left < self._spin_time
+
+    def _park(self, timeout, aside=False):
+        self._standing_aside = aside
+        self._sleeping = True
+        if aside or (not self._outbox and not self._closing):
+            self._wake.wait(timeout)
+        self._sleeping = False
+        self._standing_aside = False
+        self._wake.clear()
+
+    def _cycle(self):
+        """One progress cycle (``_lock`` held): returns ``(busy, delivered)``."""
+        busy = False
+        if self._outbox:
+            self._flush_outbox()
+            busy = True
+        if self._probe():
+            busy = True
+        if self._requests and self._test():
+            busy = True
+        delivered = False
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._handler(batch)
+            delivered = True
+            if self._outbox:            # what the handler queued (answers) goes out now
+                self._flush_outbox()
+        if busy:
+            self._last_activity = time.monotonic()
+        return busy, delivered
 
     def _flush_outbox(self):
         per_dest = {}
@@ -290,19 +454,31 @@ class Transport:
 
     def _send_one(self, dest, records):
         MPI = self._MPI
-        body, buffers = pack_records(records)
+        comm = self.comm
+        body, buffers, held = pack(records)
+        if not buffers:
+            header = _NO_BUFFERS + body
+            self.bytes_sent += len(header)
+            request = comm.Isend([header, MPI.BYTE], dest, TAG_HEADER)
+            if request.Test():          # small messages usually complete at once (eager)
+                return
+            packet = _Packet(1, body=header, held=held)
+            self._add(request, packet)
+            if len(header) > _EAGER:
+                packet.large = True
+                self._large += 1
+            return
         raws = [pickle.PickleBuffer(b).raw() for b in buffers]
-        head = np.empty(1 + len(raws), dtype=np.int64)
-        head[0] = len(raws)
-        head[1:] = [r.nbytes for r in raws]
-        header = head.tobytes() + body
-        packet = _Packet(1, body=header, records=records)
-        self._add(self.comm.Isend([header, MPI.BYTE], dest, TAG_HEADER), packet)
+        header = struct.pack(f'<{1 + len(raws)}q', len(raws), *[r.nbytes for r in raws]) + body
+        packet = _Packet(1, body=header, held=held)
+        packet.large = True
+        self._large += 1
+        self._add(comm.Isend([header, MPI.BYTE], dest, TAG_HEADER), packet)
         nbytes = len(header)
         for raw in raws:
             for start, stop in _chunks(raw.nbytes, self._max_chunk):
                 packet.pending += 1
-                self._add(self.comm.Isend([raw[start:stop], MPI.BYTE], dest, TAG_DATA), packet)
+                self._add(comm.Isend([raw[start:stop], MPI.BYTE], dest, TAG_DATA), packet)
             nbytes += raw.nbytes
         packet.buffers = raws
         self.bytes_sent += nbytes
@@ -310,7 +486,7 @@ class Transport:
     def _probe(self):
         MPI = self._MPI
         comm = self.comm
-        status = MPI.Status()
+        status = self._status
         found = False
         while True:
             message = comm.improbe(MPI.ANY_SOURCE, TAG_HEADER, status)
@@ -321,16 +497,19 @@ class Transport:
             header = bytearray(status.Get_count(MPI.BYTE))
             message.Recv([header, MPI.BYTE])
             count = int.from_bytes(header[:8], 'little')
-            sizes = np.frombuffer(header, dtype=np.int64, count=count, offset=8)
             packet = _Packet(0, memoryview(header)[8 * (1 + count):], [])
-            for size in sizes.tolist():
-                buffer, lent = self.pool.take(size)
-                packet.buffers.append(lent)
-                for start, stop in _chunks(size, self._max_chunk):
-                    packet.pending += 1
-                    self._add(comm.Irecv([buffer[start:stop], MPI.BYTE], source, TAG_DATA),
-                              packet)
-                self.bytes_received += size
+            if count:
+                packet.large = True
+                self._large += 1
+                sizes = np.frombuffer(header, dtype=np.int64, count=count, offset=8)
+                for size in sizes.tolist():
+                    buffer, lent = self.pool.take(size)
+                    packet.buffers.append(lent)
+                    for start, stop in _chunks(size, self._max_chunk):
+                        packet.pending += 1
+                        self._add(comm.Irecv([buffer[start:stop], MPI.BYTE], source, TAG_DATA),
+                                  packet)
+                    self.bytes_received += size
             self.bytes_received += len(header)
             queue = self._incoming[source]
             queue.append(packet)
@@ -351,17 +530,20 @@ class Transport:
             packet = self._owners[index]
             packet.pending -= 1
             if packet.pending == 0:
-                if packet.records is not None:       # a send completed
-                    for record in packet.records:
-                        for field in record:
-                            release = getattr(field, 'release', None)
-                            if release is not None:
-                                release()
-                    packet.records = packet.buffers = None
+                if packet.large:
+                    self._large -= 1
+                if packet.held is not None:       # a send completed: unlock its arrays
+                    for payload in packet.held:
+                        payload.release()
+                    packet.held = packet.buffers = None
                 else:
                     sources.add(packet)
-        self._requests = [r for i, r in enumerate(self._requests) if i not in finished]
-        self._owners = [p for i, p in enumerate(self._owners) if i not in finished]
+        if len(finished) == len(self._requests):
+            self._requests = []
+            self._owners = []
+        else:
+            self._requests = [r for i, r in enumerate(self._requests) if i not in finished]
+            self._owners = [p for i, p in enumerate(self._owners) if i not in finished]
         if sources:
             for source, queue in list(self._incoming.items()):
                 if queue and queue[0].pending == 0:
@@ -372,5 +554,5 @@ class Transport:
         queue = self._incoming[source]
         while queue and queue[0].pending == 0:
             packet = queue.popleft()
-            records = unpack_records(packet.body, packet.buffers)
+            records = unpack(packet.body, packet.buffers)
             self._batch.extend((source, record) for record in records)

@@ -30,7 +30,7 @@ class TaskState:
         self.released = False
         self.values = None          # selector -> fetched value (made on first fetch)
         self.fetching = None        # selector -> waiting futures
-        self.callbacks = None       # (loop, fn) to run on completion
+        self.callbacks = None       # (loop, fn, resolves) to run on completion
         self.done_future = None
         self.nbytes = 0
         self.holds = None

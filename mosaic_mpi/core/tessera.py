@@ -139,9 +139,20 @@ class TesseraClass:
         return TesseraProxy(self, self.__name__, tessera_id, rank, init)
 
 
+_METHODS = {}       # (class, name) -> _is_method's answer (inspect.getattr_static costs ~2 us)
+
+
 def _is_method(cls, name):
     if cls is None:
         return None
+    key = (cls, name)
+    known = _METHODS.get(key)
+    if known is None:
+        known = _METHODS[key] = _find_method(cls, name)
+    return known
+
+
+def _find_method(cls, name):
     cls = getattr(cls, '__wrapped__', cls)
     try:
         attr = inspect.getattr_static(cls, name)

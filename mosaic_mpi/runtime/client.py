@@ -33,18 +33,37 @@ class LoopBridge:
         self._pending = {}
 
     def post(self, loop, fn, *args):
-        """Queue ``fn(*args)`` for ``loop`` (progress thread only)."""
+        """Queue ``fn(*args)`` for ``loop`` (in a progress cycle)."""
         items = self._pending.get(loop)
         if items is None:
             self._pending[loop] = items = []
         items.append((fn, args))
 
+    def resolve(self, loop, fn, *args):
+        """Like :meth:`post`, for ``fn`` that only resolves futures (runs no user code).
+
+        In a cycle run by ``loop``'s own thread it runs at once: the awaiting coroutine then
+        resumes in the same loop iteration.
+        """
+        if asyncio._get_running_loop() is loop:
+            _run_items(loop, ((fn, args),))
+        else:
+            self.post(loop, fn, *args)
+
     def flush(self):
-        """Wake each loop that has work (progress thread only)."""
+        """Wake each loop that has work (in a progress cycle).
+
+        A cycle run by a loop's own thread (see ``Transport.assist``) queues the work on it
+        directly: no self-pipe write, and it runs in the same loop iteration.
+        """
         pending, self._pending = self._pending, {}
+        here = asyncio._get_running_loop()
         for loop, items in pending.items():
             try:
-                loop.call_soon_threadsafe(_run_items, loop, items)
+                if loop is here:
+                    loop.call_soon(_run_items, loop, items)
+                else:
+                    loop.call_soon_threadsafe(_run_items, loop, items)
             except RuntimeError:       # the loop has been closed: nobody waits any more
                 pass
 
@@ -216,8 +235,11 @@ class Client:
                                         deps))
         return TaskProxy(state)
 
-    def add_callback(self, state, loop, fn):
-        """Run ``fn(state)`` on ``loop`` when the task finishes (now, if it has)."""
+    def add_callback(self, state, loop, fn, resolves=False):
+        """Run ``fn(state)`` on ``loop`` when the task finishes (now, if it has).
+
+        ``resolves``: ``fn`` only resolves futures (see :meth:`LoopBridge.resolve`).
+        """
         if state.foreign:
             async def watch():
                 try:
@@ -231,7 +253,7 @@ class Client:
             if state.status not in _FINISHED:
                 if state.callbacks is None:
                     state.callbacks = []
-                state.callbacks.append((loop, fn))
+                state.callbacks.append((loop, fn, resolves))
                 return
         fn(state)
 
@@ -251,7 +273,7 @@ class Client:
         if state.status not in _FINISHED:
             future = asyncio.get_running_loop().create_future()
             self.add_callback(state, future.get_loop(),
-                              lambda _: future.done() or future.set_result(None))
+                              lambda _: future.done() or future.set_result(None), resolves=True)
             await future
         error = self.error_of(state)
         if error is not None:
@@ -334,8 +356,11 @@ class Client:
             self.outstanding -= 1
             if self.outstanding == 0:
                 self._idle.notify_all()
-        for loop, fn in callbacks:
-            self._bridge.post(loop, fn, state)
+        for loop, fn, resolves in callbacks:
+            if resolves:
+                self._bridge.resolve(loop, fn, state)
+            else:
+                self._bridge.post(loop, fn, state)
         if state.released:
             self._drop(state)
         del holds
@@ -347,7 +372,7 @@ class Client:
         for loop, future in waiters:
             by_loop.setdefault(loop, []).append(future)
         for loop, futures in by_loop.items():
-            self._bridge.post(loop, self._resolve, state, selector, record, futures)
+            self._bridge.resolve(loop, self._resolve, state, selector, record, futures)
 
     @staticmethod
     def _resolve(state, selector, record, futures):

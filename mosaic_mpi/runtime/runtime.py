@@ -14,6 +14,7 @@ import threading
 from ..comms import Transport, abort_world, mpi_world
 from ..messages import Call, Completed, CreateTessera, Drop, Fetch, Stop, Stopped, Value
 from .client import Client, LoopBridge, Requests
+from .loop import new_event_loop
 from .placement import RoundRobin, WorkerHandle
 from .warehouse import Warehouse
 from .worker import Worker
@@ -77,7 +78,7 @@ class Runtime:
         self._all_stopped = threading.Event()
         self.running = True
         if self.rank != 0:
-            self.loop = asyncio.new_event_loop()
+            self.loop = new_event_loop(self.transport)
             self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
                                  self.warehouse, config.oob_threshold, self.loop)
         table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped}

@@ -94,7 +94,7 @@ class TesseraHost:
             return
         finally:
             worker.in_user_code = False
-        if inspect.isawaitable(value):
+        if value is not None and inspect.isawaitable(value):
             self.busy = True
             self.worker.loop.create_task(self._await(task, value))
         else:

@@ -1,0 +1,116 @@
+"""Event loops that drive the rank's transport while they would otherwise wait.
+
+An asyncio loop built here uses a :class:`ProgressSelector`: when the loop runs out of work soon
+after the rank last sent or received something, it runs progress cycles itself
+(``Transport.assist``) before blocking in ``epoll``. Replies then reach the loop without a
+hand-off from the progress thread. After ``spin_time`` without messages it blocks as any loop
+does, and the progress thread carries on alone.
+"""
+
+import asyncio
+import selectors
+import time
+
+__all__ = ['ProgressSelector', 'new_event_loop', 'run']
+
+
+class ProgressSelector(selectors.DefaultSelector):
+    """The platform's default selector, assisting ``transport`` before it blocks.
+
+    Parameters
+    ----------
+    transport : mosaic_mpi.comms.Transport
+        The rank's transport.
+    """
+
+    def __init__(self, transport):
+        super().__init__()
+        self._transport = transport
+        self._events = None
+
+    def select(self, timeout=None):
+        """Wait for I/O events; assist the transport first (see the module docstring).
+
+        Parameters
+        ----------
+        timeout : float or None
+            Longest wait in seconds, ``None`` for no limit (as ``selectors``).
+
+        Returns
+        -------
+        list of (SelectorKey, int)
+            The ready file objects and their events.
+        """
+        start = time.monotonic()
+        self._events = None
+        if self._transport.assist(timeout, self._check):
+            # Records delivered (their callbacks are queued) or file objects ready: either way
+            # the loop has work; its file objects are polled again on its next iteration.
+            events, self._events = self._events, None
+            return events or []
+        if timeout:
+            timeout = max(0.0, timeout - (time.monotonic() - start))
+        return super().select(timeout)
+
+    def _check(self):
+        events = super().select(0)
+        if events:
+            self._events = events
+            return True
+        return False
+
+
+def new_event_loop(transport):
+    """An asyncio event loop that assists ``transport`` (see the module docstring).
+
+    Parameters
+    ----------
+    transport : mosaic_mpi.comms.Transport
+        The rank's transport.
+
+    Returns
+    -------
+    asyncio.AbstractEventLoop
+    """
+    return asyncio.SelectorEventLoop(ProgressSelector(transport))
+
+
+def run(coro, transport):
+    """Run ``coro`` to completion on a new assisting loop, as ``asyncio.run`` does.
+
+    Parameters
+    ----------
+    coro : coroutine
+        What to run.
+    transport : mosaic_mpi.comms.Transport
+        The rank's transport.
+
+    Returns
+    -------
+    object
+        The coroutine's value.
+
+    Raises
+    ------
+    BaseException
+        Whatever ``coro`` raised.
+    """
+    if hasattr(asyncio, 'Runner'):              # Python >= 3.11: Ctrl-C cancels ``coro`` cleanly
+        with asyncio.Runner(loop_factory=lambda: new_event_loop(transport)) as runner:
+            return runner.run(coro)
+    loop = new_event_loop(transport)
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
