@@ -52,6 +52,10 @@ class Select(enum.Enum):
     WHOLE = 'whole'    #: the result, a 1-tuple unwrapped (what ``result()`` returns)
     DONE = 'done'      #: completion only, no value
 
+    # Members are singletons compared by identity: hash them the same way (Enum's own __hash__
+    # is a Python function, and selectors are dictionary keys on every fetch).
+    __hash__ = object.__hash__
+
 
 class Dependency(NamedTuple):
     """A top-level argument of a call that refers to another task's result.

@@ -62,6 +62,7 @@ _FIRST_SLEEP = 2e-5     # first back-off sleep after the spin, s; doubles up to 
 _RECENT = 0.05          # for this long after the last message (s), sleeps stay short:
 _RECENT_SLEEP = 2e-4    # at most this long (s)
 _PR_SET_TIMERSLACK = 29
+_DEFER = 2e-4          # s: a loop that left an assist() window this recently sends its own records
 _NO_BUFFERS = bytes(8)  # header prefix of a packet without out-of-band buffers (n = 0)
 _EAGER = 16384          # bytes: packets up to this size complete without further progress
 
@@ -201,11 +202,16 @@ class Transport:
         ident = threading.get_ident()
         if ident == self._driver or ident == self._guest:
             return                      # this thread is in a cycle: it sends before it leaves
+        if not self._sleeping:
+            return                      # the progress thread is awake: its next cycle sends it
         if ident == self._assistant:
             if self._standing_aside:
-                # Its loop sends it when it next waits (in the same loop iteration), batched with
-                # whatever else it queues until then; if the loop is kept busy, the progress
-                # thread takes over within spin_time.
+                if time.monotonic() - self._guest_left < _DEFER:
+                    # Its loop has just left an assist() window: it sends this when it next
+                    # waits, batched with what else it queues until then.
+                    return
+                # Its loop has been busy for a while (user code): the progress thread takes over.
+                self._wake.set()
                 return
             # The progress thread is in its idle back-off: send now, from here.
             if self._lock.acquire(False):
@@ -364,7 +370,7 @@ class Transport:
         ident = threading.get_ident()
         while True:
             if self._stand_aside():
-                self._park(self._spin_time, aside=True)
+                self._park(self._max_sleep, aside=True)
                 sleep = first_sleep
                 continue
             with self._lock:
