@@ -95,6 +95,8 @@ class Payload:
     @property
     def nbytes(self):
         """int: total size in bytes, in band and out of band."""
+        if not self.buffers:
+            return len(self.data)
         return len(self.data) + sum(memoryview(b).nbytes for b in self.buffers)
 
     def release(self):

@@ -178,6 +178,7 @@ class Transport:
         self._assistant = None          # ident of the thread whose loop calls assist()
         self._large = 0                 # packets in flight with data messages (need progress)
         self._last_activity = time.monotonic()
+        self._idle_hooks = []
         self._requests = []
         self._owners = []
         self._incoming = collections.defaultdict(collections.deque)
@@ -370,6 +371,7 @@ class Transport:
         ident = threading.get_ident()
         while True:
             if self._stand_aside():
+                self._run_idle_hooks()
                 self._park(self._max_sleep, aside=True)
                 sleep = first_sleep
                 continue
@@ -392,9 +394,28 @@ class Transport:
                 # sched_yield, not time.sleep(0): the latter sleeps for the timer slack (~50 us)
                 os.sched_yield()
                 continue
+            self._run_idle_hooks()
             self._park(sleep)
             # Recently active ranks stay quick to answer; long-idle ones sleep longer.
             sleep = min(2 * sleep, _RECENT_SLEEP if idle < _RECENT else self._max_sleep)
+
+    def add_idle_hook(self, fn):
+        """Run ``fn()`` in a progress cycle each time the progress thread is about to sleep.
+
+        For housekeeping that can wait (batched frees); ``fn`` must be quick when it has nothing
+        to do. What it queues is sent by the next cycle.
+        """
+        self._idle_hooks.append(fn)
+
+    def _run_idle_hooks(self):
+        if self._idle_hooks and self._lock.acquire(False):
+            try:
+                self._driver = threading.get_ident()
+                for fn in self._idle_hooks:
+                    fn()
+            finally:
+                self._driver = None
+                self._lock.release()
 
     def _stand_aside(self):
         """Whether a loop thread is driving progress (or will be back within ``spin_time``)."""

@@ -9,6 +9,7 @@ Futures are created on whatever event loop awaits and resolved there through the
 import asyncio
 import itertools
 import threading
+import time
 import warnings
 
 from ..core.state import TaskState
@@ -21,6 +22,8 @@ from .failures import unpack_error
 __all__ = ['Client', 'LoopBridge', 'Requests']
 
 _FINISHED = (TaskStatus.DONE, TaskStatus.FAILED)
+_DROP_BATCH = 1024      # freed results sent in one Drop at most
+_DROP_AGE = 0.01        # s: longest a freed result waits for its Drop while the rank is busy
 
 
 _NO_ARGUMENTS = dumps(((), {}), lock=False)     # shared by every call without arguments
@@ -137,6 +140,8 @@ class Client:
         self._counter = itertools.count(1)
         self.outstanding = 0
         self.closed = False
+        self._drops = {}                # owner rank -> ids of freed results not yet dropped
+        self._drops_since = 0.0         # when the oldest of them was freed
 
     # -- user threads --------------------------------------------------------------------------------
 
@@ -152,6 +157,8 @@ class Client:
         raise ValueError(f'no worker:{rank}')
 
     def _serialise_call(self, label, args, kwargs):
+        if not args and not kwargs:
+            return _NO_ARGUMENTS, (), None
         deps, holds = [], []
         args = list(args)
         for slot, value in itertools.chain(enumerate(args), list(kwargs.items())):
@@ -406,7 +413,28 @@ class Client:
             warnings.warn(message, RuntimeWarning)
         if self._tasks.pop(state.task_id, None) is None or state.escaped or self.closed:
             return
-        self._transport.send(state.owner, Drop((state.task_id,), ()))
+        # Freed results are batched: one Drop per owner when the rank idles (an idle hook of the
+        # transport), after _DROP_AGE seconds, or once _DROP_BATCH ids are waiting.
+        now = time.monotonic()
+        ids = self._drops.get(state.owner)
+        if ids is None:
+            ids = self._drops[state.owner] = []
+        if not self._drops_since:
+            self._drops_since = now
+        ids.append(state.task_id)
+        if len(ids) >= _DROP_BATCH or now - self._drops_since > _DROP_AGE:
+            self.flush_drops()
+
+    def flush_drops(self):
+        """Send the batched Drops (in a progress cycle; cheap when there are none)."""
+        if not self._drops:
+            return
+        drops, self._drops = self._drops, {}
+        self._drops_since = 0.0
+        if self.closed:
+            return
+        for owner, ids in drops.items():
+            self._transport.send(owner, Drop(tuple(ids), ()))
 
 
 def _name_unpicklable(label, args, kwargs, threshold):

@@ -87,6 +87,7 @@ class Runtime:
                           Call: self.worker.on_call, Stop: self.worker.on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop})
         self._table = table
+        self.transport.add_idle_hook(self.client.flush_drops)
         self.transport.start()
         _log.debug('%s: started, rank %d of %d', self.uid, self.rank, self.transport.size)
 
