@@ -83,6 +83,22 @@ class Store:
     def give_back(self, proxy):
         return proxy
 
+    def stamp(self, array=None):
+        # when the call started (wall clock, every rank on one machine), and what it received
+        return time.time(), None if array is None else float(array.sum())
+
+    def call_then_block(self, other, seconds):
+        # submit a call, then block this worker's loop: the call must not wait for it
+        inner = other.stamp()
+        submitted = time.time()
+        time.sleep(seconds)
+        self.pending = inner
+        return submitted
+
+    async def inner_started(self):
+        started, _ = await self.pending.result()
+        return started
+
     def apply(self, fn, x):
         return fn(x)
 
@@ -545,6 +561,50 @@ async def case_results_freed_when_no_proxy_refers(runtime):
     # kept (5) + consumer + this very call; the construction and stored_results proxies too
     assert left - base <= 5 + 3, (base, left)
     assert [await t.result() for t in kept] == list(range(5))
+
+
+async def case_calls_leave_while_their_caller_blocks(runtime):
+    # A busy event loop sends its calls when it next waits; one that blocks in synchronous code
+    # right after a call instead must not hold the call back (the progress thread takes over).
+    s = Store.remote(runtime=runtime.workers[0])
+    b = Store.remote(runtime=runtime.workers[-1])
+    await s
+    await b
+    for _ in range(50):                                  # busy: the loops drive the transport
+        await s.echo(0).result()
+    t = s.stamp()
+    submitted = time.time()
+    time.sleep(1.0)                                      # the head's loop is blocked
+    started, _ = await t.result()
+    assert started - submitted < 0.5, started - submitted
+    # a large argument: its transfer needs progress on both ranks while the head blocks
+    array = np.ones(4 << 20)
+    t = s.stamp(array)
+    submitted = time.time()
+    time.sleep(1.0)
+    started, total = await t.result()
+    assert started - submitted < 0.5 and total == array.size, (started - submitted, total)
+    if runtime.num_workers < 2:
+        return          # (tesserae on one worker share its thread: the inner call must wait)
+    # on a worker: a method calls a tessera on another worker, then blocks its loop
+    submitted = await s.call_then_block(b, 1.0).result()
+    started = await s.inner_started().result()
+    assert started - submitted < 0.5, started - submitted
+
+
+async def case_many_freed_results_are_dropped(runtime):
+    # Frees travel in batches (at idle, after 10 ms, or 1024 at a time): all of them arrive.
+    s = Store.remote()
+    await s
+    base = await s.stored_results().result()
+    tasks = [s.echo(i) for i in range(3000)]
+    assert (await mosaic.gather([t.result() for t in tasks]))[-1] == 2999
+    busy = await s.stored_results().result()
+    assert busy - base >= 3000, (base, busy)
+    del tasks
+    await asyncio.sleep(0.2)
+    left = await s.stored_results().result()
+    assert left - base <= 3, (base, left)
 
 
 async def case_barrier(runtime):
