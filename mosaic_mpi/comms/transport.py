@@ -27,14 +27,18 @@ once when the rank queues a send.
 
 Assisted progress. Every cycle runs under one lock, so MPI is only ever driven by one thread at a
 time. An event loop that runs out of work within ``spin_time`` of the last message runs the cycles
-itself (:meth:`Transport.assist`) instead of blocking in ``epoll``, while the progress thread
-stands aside (parked, not competing for the GIL). The loop's thread then receives its replies and
-runs their callbacks with no thread hand-off, and the first record it queues after such a window
-is sent at once from its own thread. A hand-off between two Python threads costs a GIL transfer
-and a wake-up (15-50 us each on a 2-core VM, four per round trip): this is what makes a round
-trip fast. The progress thread takes over again as soon as that thread leaves its window for
-longer than ``spin_time`` (running user code), has transfers in flight, or queues more than one
-send, so progress never waits for user code.
+itself (:meth:`Transport.assist`, called by :mod:`mosaic_mpi.runtime.loop`'s selector) instead of
+blocking in ``epoll``, while the progress thread stands aside, parked, not competing for the GIL.
+Replies then reach the loop and resolve its futures with no thread hand-off, and what the loop
+queues right after such a window goes out at its next wait, in one packet. A hand-off between two
+Python threads costs a GIL transfer and a wake-up (15-50 us each on a 2-core VM; a round trip
+had four): removing them took a round trip from ~200 us to ~50 us.
+
+The progress thread takes over whenever the loop's thread may be away for long: at once if a
+transfer is in flight when the window ends, or when the window ended idle; when that thread
+queues a send more than 200 us after its window (it is running user code); and otherwise after
+at most ``max_sleep`` (a record queued just before the loop blocked in user code waits that long).
+Its housekeeping (batched frees, :meth:`Transport.add_idle_hook`) runs before it sleeps.
 """
 
 import collections
@@ -272,8 +276,8 @@ class Transport:
         Runs progress cycles on this thread while the progress thread stands aside, for as long
         as the rank has been active within the last ``spin_time`` seconds (never longer than
         ``timeout``), yielding the core between cycles. Returns as soon as a cycle hands records
-        to the handler or ``check()`` is true. Afterwards the first record this thread queues is
-        sent from this thread at once.
+        to the handler or ``check()`` is true. Records this thread queues in the next 200 us
+        wait for its next call (which sends them first); with nothing to spin for it only sends.
 
         Parameters
         ----------
