@@ -136,6 +136,7 @@ class Stopped(NamedTuple):
 # -- wire form ---------------------------------------------------------------------------------------
 
 _OPS = tuple(Op)
+_new = tuple.__new__    # builds a named tuple from a tuple without its Python-level __new__
 _OP_CODES = {op: op.value for op in Op}
 _SELECTS = {s.value: s for s in Select}
 
@@ -191,7 +192,10 @@ def _call_out(r, buffers, held):
 
 
 def _call_in(w, incoming):
-    return Call(w[1], w[2], w[3], _OPS[w[4]], w[5], _take(w[6], w[7], incoming), _deps_in(w[8]))
+    _, task_id, tessera_id, caller, op, method, data, count, deps = w
+    return _new(Call, (task_id, tessera_id, caller, _OPS[op], method,
+                       Payload(data, [next(incoming) for _ in range(count)]) if count
+                       else Payload(data), _deps_in(deps) if deps else ()))
 
 
 def _completed_out(r, buffers, held):
@@ -209,7 +213,9 @@ def _fetch_out(r, buffers, held):
 
 
 def _fetch_in(w, incoming):
-    return Fetch(w[1], w[2], _selector_in(w[3]), w[4])
+    selector = w[3]
+    return _new(Fetch, (w[1], w[2], _SELECTS[selector] if selector.__class__ is str
+                        else selector[0], w[4]))
 
 
 def _value_out(r, buffers, held):

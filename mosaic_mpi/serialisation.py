@@ -89,8 +89,8 @@ class Payload:
     def __init__(self, data, buffers=(), locked=()):
         # tuples, not lists: an empty tuple is a shared, untracked object (cheap for the GC)
         self.data = data
-        self.buffers = tuple(buffers)
-        self.locked = tuple(locked)
+        self.buffers = tuple(buffers) if buffers else ()
+        self.locked = tuple(locked) if locked else ()
 
     @property
     def nbytes(self):

@@ -67,6 +67,7 @@ _RECENT = 0.05          # for this long after the last message (s), sleeps stay 
 _RECENT_SLEEP = 2e-4    # at most this long (s)
 _PR_SET_TIMERSLACK = 29
 _DEFER = 2e-4          # s: a loop that left an assist() window this recently sends its own records
+_COUNT = struct.Struct('<q').unpack_from
 _NO_BUFFERS = bytes(8)  # header prefix of a packet without out-of-band buffers (n = 0)
 _EAGER = 16384          # bytes: packets up to this size complete without further progress
 
@@ -462,8 +463,12 @@ class Transport:
         return busy, delivered
 
     def _flush_outbox(self):
-        per_dest = {}
         outbox = self._outbox
+        if len(outbox) == 1 and outbox[0][0] is not None:     # the common case: one record
+            dest, record = outbox.popleft()
+            self._send_one(dest, [record])
+            return
+        per_dest = {}
         while outbox:
             dest, item = outbox.popleft()
             if dest is None:
@@ -527,7 +532,14 @@ class Transport:
             source = status.Get_source()
             header = bytearray(status.Get_count(MPI.BYTE))
             message.Recv([header, MPI.BYTE])
-            count = int.from_bytes(header[:8], 'little')
+            count = _COUNT(header)[0]
+            if not count and not self._incoming.get(source):
+                # No buffers to wait for and nothing earlier from this source still arriving:
+                # hand the records on now (the common case: small control messages).
+                self.bytes_received += len(header)
+                self._batch.extend([(source, record)
+                                    for record in unpack(memoryview(header)[8:], ())])
+                continue
             packet = _Packet(0, memoryview(header)[8 * (1 + count):], [])
             if count:
                 packet.large = True
@@ -586,4 +598,4 @@ class Transport:
         while queue and queue[0].pending == 0:
             packet = queue.popleft()
             records = unpack(packet.body, packet.buffers)
-            self._batch.extend((source, record) for record in records)
+            self._batch.extend([(source, record) for record in records])
