@@ -9,28 +9,30 @@ Run::
 The script wraps (never edits) a few runtime functions on every rank so that each records a
 ``time.perf_counter()`` stamp (``CLOCK_MONOTONIC``, one clock for every process on the machine)
 when it starts and ends: the head's ``Client.submit_call``, each rank's
-``Transport._send_packet`` (``pack_records`` + ``Isend``) and ``Transport._deliver``
-(``unpack_records`` of a received packet; the progress thread hands the batch on at the end of
-its cycle), the worker's ``Worker.handle`` (on its event loop) and ``Worker._finished``, and the
-head's ``Client._resolve`` (on its event loop). Workers hand their stamps to the head through
-a tessera. For each call, the first stamp of each kind inside the call's window gives the hops:
+``Transport._send_one`` (``messages.pack`` + ``Isend`` of one packet) and the transport's
+``unpack`` (a received packet's records), the worker's ``Worker._call`` (on its event loop) and
+``Worker._finished``, and the head's ``Client._resolve``. Workers hand their stamps to the head
+through a tessera. For each call, the first stamp of each kind inside the call's window gives the
+hops:
 
-====================================  ======================================================
-hop                                   from -> to
-====================================  ======================================================
-head: submit                          ``p.noop()`` entered -> ``submit_call`` returned
-head: progress thread sends           ``submit_call`` returned -> first ``_send_packet`` done
-transit + worker progress receives    head send done -> worker ``_deliver`` done
-worker: progress -> event loop        ``_deliver`` done -> ``Worker.handle`` entered
-worker: run task                      ``Worker.handle`` entered -> ``_finished`` done
-worker: progress thread sends reply   ``_finished`` done -> next worker ``_send_packet`` done
-transit + head progress receives      worker send done -> head ``_deliver`` done
-head: progress -> event loop          head ``_deliver`` done -> ``Client._resolve`` entered
-head: resolve -> await returns        ``_resolve`` entered -> the ``await`` returned
-====================================  ======================================================
+=============================================  ===================================================
+hop                                            from -> to
+=============================================  ===================================================
+head: submit                                   ``p.noop()`` entered -> ``submit_call`` returned
+head: result(), loop waits, sends Call+Fetch   ``submit_call`` returned -> first ``_send_one`` done
+transit + worker receives and unpacks          head send done -> worker ``unpack`` done
+worker: dispatch, loop runs the call           ``unpack`` done -> ``Worker._call`` entered
+worker: run the task, store, queue replies     ``_call`` entered -> ``_finished`` done
+worker: loop waits, sends Completed+Value      ``_finished`` done -> worker ``_send_one`` done
+transit + head receives and unpacks            worker send done -> head ``unpack`` done
+head: dispatch -> resolve                      head ``unpack`` done -> ``Client._resolve`` entered
+head: resolve -> await returns                 ``_resolve`` entered -> the ``await`` returned
+=============================================  ===================================================
 
-(with ``--no-fetch`` the last two hops end at the ``await`` returning, ``_resolve`` not being
-used). The median and mean of each hop are printed; the means add up to the mean round trip.
+(with ``--no-fetch`` the last two hops become one, ending at the ``await`` returning). Since the
+event loops drive the transport themselves when idle (see ``docs/architecture.md``), every hop
+runs on the ranks' main threads; the stamps cost about 0.3 us each. The median and mean of each
+hop are printed; the means add up to the mean round trip.
 """
 
 import argparse
@@ -67,9 +69,9 @@ def _wrap(owner, name, label, static=False):
 def install():
     """Wrap the runtime functions listed in the module docstring (on this rank)."""
     _wrap(_client.Client, 'submit_call', 'submit')
-    _wrap(_transport.Transport, '_send_packet', 'send')
-    _wrap(_transport.Transport, '_deliver', 'deliver')
-    _wrap(_worker.Worker, 'handle', 'handle')
+    _wrap(_transport.Transport, '_send_one', 'send')
+    _wrap(_transport, 'unpack', 'recv')
+    _wrap(_worker.Worker, '_call', 'call')
     _wrap(_worker.Worker, '_finished', 'finished')
     _wrap(_client.Client, '_resolve', 'resolve', static=True)
 
@@ -104,13 +106,13 @@ class Traced:
 
 HOPS = [
     ('head: submit', ('H', 'start'), ('H', 'submit<')),
-    ('head: progress thread sends', ('H', 'submit<'), ('H', 'send<')),
-    ('transit + worker progress receives', ('H', 'send<'), ('W', 'deliver<')),
-    ('worker: progress -> event loop', ('W', 'deliver<'), ('W', 'handle>')),
-    ('worker: run task', ('W', 'handle>'), ('W', 'finished<')),
-    ('worker: progress thread sends reply', ('W', 'finished<'), ('W', 'send<')),
-    ('transit + head progress receives', ('W', 'send<'), ('H', 'deliver<')),
-    ('head: progress -> event loop', ('H', 'deliver<'), ('H', 'resolve>')),
+    ('head: result(), loop waits, sends', ('H', 'submit<'), ('H', 'send<')),
+    ('transit + worker receives, unpacks', ('H', 'send<'), ('W', 'recv<')),
+    ('worker: dispatch, loop runs the call', ('W', 'recv<'), ('W', 'call>')),
+    ('worker: run task, store, queue replies', ('W', 'call>'), ('W', 'finished<')),
+    ('worker: loop waits, sends replies', ('W', 'finished<'), ('W', 'send<')),
+    ('transit + head receives, unpacks', ('W', 'send<'), ('H', 'recv<')),
+    ('head: dispatch -> resolve', ('H', 'recv<'), ('H', 'resolve>')),
     ('head: resolve -> await returns', ('H', 'resolve>'), ('H', 'end')),
 ]
 
@@ -137,8 +139,8 @@ def hop_table(head_events, worker_events, windows, fetch):
     """
     events = sorted([(t, 'H', label) for t, label in head_events] +
                     [(t, 'W', label) for t, label in worker_events])
-    hops = HOPS if fetch else HOPS[:7] + [('head: progress -> await returns',
-                                           ('H', 'deliver<'), ('H', 'end'))]
+    hops = HOPS if fetch else HOPS[:7] + [('head: dispatch -> await returns',
+                                           ('H', 'recv<'), ('H', 'end'))]
     times = {name: [] for name, _, _ in hops}
     position = 0
     for start, end in windows:
