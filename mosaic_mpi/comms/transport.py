@@ -469,8 +469,9 @@ class Transport:
             self._send_one(dest, [record])
             return
         per_dest = {}
+        pop = outbox.popleft
         while outbox:
-            dest, item = outbox.popleft()
+            dest, item = pop()
             if dest is None:
                 # Run in order with sends: flush what is queued first.
                 for d, records in per_dest.items():
@@ -479,11 +480,18 @@ class Transport:
                 fn, args = item
                 fn(*args)
                 continue
-            per_dest.setdefault(dest, []).append(item)
+            records = per_dest.get(dest)
+            if records is None:
+                per_dest[dest] = [item]
+            else:
+                records.append(item)
         for dest, records in per_dest.items():
             self._send_packet(dest, records)
 
     def _send_packet(self, dest, records):
+        if len(records) <= _MAX_RECORDS:
+            self._send_one(dest, records)
+            return
         # Bounded packets: a burst of a million calls is not one giant header.
         for start in range(0, len(records), _MAX_RECORDS):
             self._send_one(dest, records[start:start + _MAX_RECORDS])
