@@ -219,24 +219,36 @@ class Transport:
                 # Its loop has been busy for a while (user code): the progress thread takes over.
                 self._wake.set()
                 return
-            # The progress thread is in its idle back-off: send now, from here.
-            if self._lock.acquire(False):
-                try:
-                    self._driver = ident
-                    self._flush_outbox()
-                finally:
-                    self._driver = None
-                    self._lock.release()
-                if not self._large:     # small messages complete without further progress
-                    return
+            # The progress thread is in its idle back-off: send now, from here (and the loop
+            # then spins for the answer in its next wait, see assist).
+            if self._flush_here(ident):
+                return
         if self._sleeping:
             self._wake.set()
+
+    def _flush_here(self, ident):
+        """Send what is queued from this thread if no cycle is running; whether it did."""
+        if not self._lock.acquire(False):
+            return False
+        try:
+            self._driver = ident
+            self._flush_outbox()
+        except Exception:
+            self._fatal(traceback.format_exc())
+            raise
+        finally:
+            self._driver = None
+            self._lock.release()
+        self._last_activity = time.monotonic()
+        if self._large and self._sleeping:      # a transfer that needs progress: hand it over
+            self._wake.set()
+        return True
 
     def call_soon(self, fn, *args):
         """Run ``fn(*args)`` in a progress cycle, in order with queued sends (not urgent).
 
         The progress thread is not woken for it while a loop thread is assisting: that thread's
-        next cycle, or the progress thread within ``spin_time``, runs it.
+        next cycle, or the progress thread within ``max_sleep``, runs it.
         """
         self._outbox.append((None, (fn, args)))
         if self._sleeping and not self._standing_aside:
@@ -303,15 +315,8 @@ class Transport:
         ident = threading.get_ident()
         self._assistant = ident
         if start >= end or self._closing or self._guest is not None:
-            if self._outbox and self._lock.acquire(False):     # what this loop queued: send it
-                try:
-                    self._driver = ident
-                    self._flush_outbox()
-                finally:
-                    self._driver = None
-                    self._lock.release()
-                if self._sleeping and self._large:
-                    self._wake.set()
+            if self._outbox:            # what this loop queued: send it
+                self._flush_here(ident)
             return False
         self._guest = ident
         worked = False
@@ -374,11 +379,14 @@ class Transport:
         first_sleep = _FIRST_SLEEP
         sleep = first_sleep
         ident = threading.get_ident()
+        woke = False
+        seen_activity = self._last_activity
         while True:
             if self._stand_aside():
                 self._run_idle_hooks()
                 self._park(self._max_sleep, aside=True)
                 sleep = first_sleep
+                woke = True
                 continue
             with self._lock:
                 self._driver = ident
@@ -388,6 +396,11 @@ class Transport:
                     self._driver = None
             if busy:
                 sleep = first_sleep
+                continue
+            if woke:
+                # The first probe after a sleep can miss a message that arrived meanwhile (MPICH
+                # over UCX: it may only start its progress), costing a whole further sleep.
+                woke = False
                 continue
             if self._requests:
                 os.sched_yield()  # a transfer is in flight: yield the core, never sleep
@@ -399,8 +412,12 @@ class Transport:
                 # sched_yield, not time.sleep(0): the latter sleeps for the timer slack (~50 us)
                 os.sched_yield()
                 continue
+            if self._last_activity != seen_activity:    # activity (maybe on another thread)
+                seen_activity = self._last_activity
+                sleep = first_sleep
             self._run_idle_hooks()
             self._park(sleep)
+            woke = True
             # Recently active ranks stay quick to answer; long-idle ones sleep longer.
             sleep = min(2 * sleep, _RECENT_SLEEP if idle < _RECENT else self._max_sleep)
 
