@@ -19,7 +19,7 @@ hops:
 hop                                            from -> to
 =============================================  ===================================================
 head: submit                                   ``p.noop()`` entered -> ``submit_call`` returned
-head: result(), loop waits, sends Call+Fetch   ``submit_call`` returned -> first ``_send_one`` done
+head: await, loop waits, sends Call (+Fetch)    ``submit_call`` returned -> first ``_send_one`` done
 transit + worker receives and unpacks          head send done -> worker ``unpack`` done
 worker: dispatch, loop runs the call           ``unpack`` done -> ``Worker._call`` entered
 worker: run the task, store, queue replies     ``_call`` entered -> ``_finished`` done
@@ -106,7 +106,7 @@ class Traced:
 
 HOPS = [
     ('head: submit', ('H', 'start'), ('H', 'submit<')),
-    ('head: result(), loop waits, sends', ('H', 'submit<'), ('H', 'send<')),
+    ('head: await, loop waits, sends', ('H', 'submit<'), ('H', 'send<')),
     ('transit + worker receives, unpacks', ('H', 'send<'), ('W', 'recv<')),
     ('worker: dispatch, loop runs the call', ('W', 'recv<'), ('W', 'call>')),
     ('worker: run task, store, queue replies', ('W', 'call>'), ('W', 'finished<')),

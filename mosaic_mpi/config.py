@@ -34,12 +34,14 @@ class Config:
     spin_time : float
         Seconds the progress thread keeps polling (yielding the core between polls) after the last
         message before it starts to sleep: sleeps of 20 us doubling up to 200 us for the first
-        50 ms, then up to ``max_sleep``.
+        50 ms, then up to ``max_sleep``. Also how long an idle event loop drives progress itself
+        (assists) before it blocks.
     max_sleep : float
         Longest sleep of an idle progress thread, in seconds: the worst-case pick-up delay of a
         message arriving at a rank idle for more than 50 ms. A timed wait costs 70-130 us of CPU
         on our 2-core VM (even ``time.sleep``), so 10 ms keeps an idle rank near 1 % of a core
-        (``bench/bench_lifecycle.py``).
+        (``bench/bench_lifecycle.py``). Also the longest the progress thread stands aside for an
+        event loop that assisted it and then went into user code.
     buffer_pool : int
         Bytes of freed large receive buffers each rank keeps for reuse (receiving into memory used
         before avoids the page faults of fresh memory: about twice as fast). 0 disables it.
