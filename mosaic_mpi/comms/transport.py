@@ -354,6 +354,13 @@ class Transport:
                 self._wake.set()
         return worked
 
+    def end_assist(self):
+        """The assisting loop is closing: the progress thread alone drives progress from now."""
+        self._assistant = None
+        self._guest_left = 0.0
+        if self._sleeping:
+            self._wake.set()
+
     # -- progress thread ---------------------------------------------------------------------------
 
     def _run(self):

@@ -52,6 +52,11 @@ class ProgressSelector(selectors.DefaultSelector):
             timeout = max(0.0, timeout - (time.monotonic() - start))
         return super().select(timeout)
 
+    def close(self):
+        """Close the selector; the transport's progress thread takes over for good."""
+        self._transport.end_assist()
+        super().close()
+
     def _check(self):
         events = super().select(0)
         if events:
