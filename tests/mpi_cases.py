@@ -68,6 +68,23 @@ class Store:
     def fail(self, message='boom'):
         raise ValueError(message)
 
+    def fail_base(self):
+        raise Abort('a BaseException that is not an Exception')
+
+    async def acancelled(self):
+        raise asyncio.CancelledError('cancelled itself')
+
+    async def crunch(self, seconds, piece):
+        # CPU work in short pieces, yielding to the loop between them
+        end, pieces = time.perf_counter() + seconds, 0
+        while time.perf_counter() < end:
+            stop = time.perf_counter() + piece
+            while time.perf_counter() < stop:
+                pass
+            pieces += 1
+            await asyncio.sleep(0)
+        return pieces
+
     def fail_unpicklable(self):
         raise UnpicklableError(threading.Lock())
 
@@ -133,6 +150,10 @@ class Broken:
 
     def method(self):
         return 1
+
+
+class Abort(BaseException):
+    pass
 
 
 class UnpicklableError(Exception):
@@ -605,6 +626,53 @@ async def case_many_freed_results_are_dropped(runtime):
     await asyncio.sleep(0.2)
     left = await s.stored_results().result()
     assert left - base <= 3, (base, left)
+
+
+async def case_methods_ending_in_base_exceptions_fail_their_call(runtime):
+    s = Store.remote()
+    await s
+    error = await expect(Abort, s.fail_base().result())
+    assert 'not an Exception' in str(error)
+    await expect(asyncio.CancelledError, s.acancelled())
+    assert await s.add(1).result() == 1                  # the tessera goes on
+
+
+async def case_no_stall_while_a_loop_computes_in_short_pieces(runtime):
+    # A loop that yields more often than every 5 ms can starve the rank's progress thread of the
+    # GIL (CPython's hand-over rule); the loop itself then keeps MPI going. Round trips took
+    # seconds each before.
+    s = Store.remote(runtime=runtime.workers[0])
+    await s
+    busy = True
+
+    async def crunch():
+        pieces = 0
+        while busy:
+            stop = time.perf_counter() + 0.001
+            while time.perf_counter() < stop:
+                pass
+            pieces += 1
+            await asyncio.sleep(0)
+        return pieces
+
+    background = asyncio.ensure_future(crunch())
+    start = time.perf_counter()
+    for i in range(20):
+        assert await s.echo(i).result() == i
+    elapsed = time.perf_counter() - start
+    busy = False
+    assert await background > 0
+    assert elapsed < 5.0, elapsed                        # ~3 ms each; stalls took seconds
+    # the same on a worker: an async method computing in pieces, calls to its neighbour
+    if runtime.num_workers >= 1:
+        neighbour = Store.remote(runtime=runtime.workers[0])
+        await neighbour
+        crunching = s.crunch(1.0, 0.001)
+        start = time.perf_counter()
+        for i in range(10):
+            assert await neighbour.echo(i).result() == i
+        assert time.perf_counter() - start < 5.0
+        assert await crunching.result() > 0
 
 
 async def case_barrier(runtime):

@@ -66,6 +66,8 @@ _FIRST_SLEEP = 2e-5     # first back-off sleep after the spin, s; doubles up to 
 _RECENT = 0.05          # for this long after the last message (s), sleeps stay short:
 _RECENT_SLEEP = 2e-4    # at most this long (s)
 _PR_SET_TIMERSLACK = 29
+_BUSY_CYCLE = 2e-4      # s: a busy loop runs a cycle itself when none ran for this long
+_STALLED = 2e-3         # s: ... and waits for the lock if none ran for this long
 _DEFER = 2e-4          # s: a loop that left an assist() window this recently sends its own records
 _COUNT = struct.Struct('<q').unpack_from
 _NO_BUFFERS = bytes(8)  # header prefix of a packet without out-of-band buffers (n = 0)
@@ -183,6 +185,7 @@ class Transport:
         self._assistant = None          # ident of the thread whose loop calls assist()
         self._large = 0                 # packets in flight with data messages (need progress)
         self._last_activity = time.monotonic()
+        self._last_cycle = self._last_activity     # when a progress cycle last started
         self._idle_hooks = []
         self._requests = []
         self._owners = []
@@ -225,6 +228,26 @@ class Transport:
                 return
         if self._sleeping:
             self._wake.set()
+
+    def _cycle_here(self, ident, wait):
+        """One progress cycle on this thread (``wait``: even if it must wait for the lock).
+
+        Returns whether records were handed to the handler.
+        """
+        if not self._lock.acquire(wait):
+            return False
+        try:
+            self._driver = ident
+            busy, delivered = self._cycle()
+        except Exception:
+            self._fatal(traceback.format_exc())
+            raise
+        finally:
+            self._driver = None
+            self._lock.release()
+        if self._sleeping and (self._large or self._outbox):
+            self._wake.set()
+        return delivered
 
     def _flush_here(self, ident):
         """Send what is queued from this thread if no cycle is running; whether it did."""
@@ -315,8 +338,13 @@ class Transport:
         ident = threading.get_ident()
         self._assistant = ident
         if start >= end or self._closing or self._guest is not None:
-            if self._outbox:            # what this loop queued: send it
-                self._flush_here(ident)
+            # No window (the loop has work, or it is idle): one cycle here if this loop queued
+            # something, or if no cycle ran lately. The progress thread may be starved of the
+            # GIL by a loop that releases it more often than every 5 ms (CPython's switch
+            # interval): then the loop's own iterations must keep MPI going.
+            since = start - self._last_cycle
+            if self._outbox or since > _BUSY_CYCLE:
+                return self._cycle_here(ident, wait=since > _STALLED)
             return False
         self._guest = ident
         worked = False
@@ -467,6 +495,7 @@ class Transport:
 
     def _cycle(self):
         """One progress cycle (``_lock`` held): returns ``(busy, delivered)``."""
+        self._last_cycle = time.monotonic()
         busy = False
         if self._outbox:
             self._flush_outbox()

@@ -23,6 +23,10 @@ __all__ = ['Worker', 'TesseraHost']
 
 _log = logging.getLogger(__name__)
 
+# Ctrl-C, or the head interrupting a failed run (a KeyboardInterrupt in the main thread); a
+# coroutine being closed. Anything else a method raises fails that call only.
+_ENDS_THE_WORKER = (KeyboardInterrupt, GeneratorExit)
+
 
 class TesseraHost:
     """One tessera on this worker: the user object and its queue of tasks.
@@ -89,7 +93,9 @@ class TesseraHost:
             else:
                 setattr(self.obj, task.method, args[0])
                 value = None
-        except (Exception, SystemExit) as exc:      # sys.exit() in a method fails the call only
+        except _ENDS_THE_WORKER:
+            raise
+        except BaseException as exc:    # sys.exit(), CancelledError, ... fail the call only
             self._fail(task, exc)
             return
         finally:
@@ -104,7 +110,9 @@ class TesseraHost:
         try:
             self.worker.in_user_code = True
             value = await awaitable
-        except (Exception, SystemExit) as exc:
+        except _ENDS_THE_WORKER:
+            raise
+        except BaseException as exc:
             self._fail(task, exc)
         else:
             task.set_result(value)
