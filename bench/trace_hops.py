@@ -9,7 +9,7 @@ Run::
 The script wraps (never edits) a few runtime functions on every rank so that each records a
 ``time.perf_counter()`` stamp (``CLOCK_MONOTONIC``, one clock for every process on the machine)
 when it starts and ends: the head's ``Client.submit_call``, each rank's
-``Transport._send_one`` (``messages.pack`` + ``Isend`` of one packet) and the transport's
+``Wire.send`` (``messages.pack`` + ``Isend`` of one packet) and the wire's
 ``unpack`` (a received packet's records), the worker's ``Worker._call`` (on its event loop) and
 ``Worker._finished``, and the head's ``Client._resolve``. Workers hand their stamps to the head
 through a tessera. For each call, the first stamp of each kind inside the call's window gives the
@@ -19,11 +19,11 @@ hops:
 hop                                            from -> to
 =============================================  ===================================================
 head: submit                                   ``p.noop()`` entered -> ``submit_call`` returned
-head: await, loop waits, sends Call (+Fetch)    ``submit_call`` returned -> first ``_send_one`` done
+head: await, loop waits, sends Call (+Fetch)    ``submit_call`` returned -> first ``Wire.send`` done
 transit + worker receives and unpacks          head send done -> worker ``unpack`` done
 worker: dispatch, loop runs the call           ``unpack`` done -> ``Worker._call`` entered
 worker: run the task, store, queue replies     ``_call`` entered -> ``_finished`` done
-worker: loop waits, sends Completed+Value      ``_finished`` done -> worker ``_send_one`` done
+worker: loop waits, sends Completed+Value      ``_finished`` done -> worker ``Wire.send`` done
 transit + head receives and unpacks            worker send done -> head ``unpack`` done
 head: dispatch -> resolve                      head ``unpack`` done -> ``Client._resolve`` entered
 head: resolve -> await returns                 ``_resolve`` entered -> the ``await`` returned
@@ -42,7 +42,7 @@ import time
 
 import mosaic_mpi as mosaic
 from _common import add_experiment_options, apply_experiments, describe_experiments
-from mosaic_mpi.comms import transport as _transport
+from mosaic_mpi.comms import wire as _wire
 from mosaic_mpi.runtime import client as _client
 from mosaic_mpi.runtime import worker as _worker
 
@@ -69,8 +69,8 @@ def _wrap(owner, name, label, static=False):
 def install():
     """Wrap the runtime functions listed in the module docstring (on this rank)."""
     _wrap(_client.Client, 'submit_call', 'submit')
-    _wrap(_transport.Transport, '_send_one', 'send')
-    _wrap(_transport, 'unpack', 'recv')
+    _wrap(_wire.Wire, 'send', 'send')
+    _wrap(_wire, 'unpack', 'recv')
     _wrap(_worker.Worker, '_call', 'call')
     _wrap(_worker.Worker, '_finished', 'finished')
     _wrap(_client.Client, '_resolve', 'resolve', static=True)

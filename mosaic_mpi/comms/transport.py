@@ -1,21 +1,6 @@
 """Point-to-point transport over MPI, driven by one progress thread per rank.
 
-Wire format. A *packet* from one rank to another is a header message (tag ``TAG_HEADER``) followed
-by one message per out-of-band buffer chunk (tag ``TAG_DATA``). The header is::
-
-    int64 n | int64 size[0] ... size[n-1] | pickle (protocol 5) of a list of records
-
-The records' large buffers (numpy arrays, bytes) are kept out of the header pickle by its
-``buffer_callback`` and sent with ``Isend`` straight from their memory, split into chunks of at most
-``max_chunk`` bytes so that no count passes 2**31 - 1. The receiver finds headers with a *matched*
-probe (``MPI_Improbe`` + ``MPI_Mrecv``), so concurrent senders can never have their headers taken by
-the wrong receive, and posts ``Irecv`` for the chunks right away, into ``np.empty`` buffers (large ones
-reused from a :class:`~.pool.BufferPool` once their arrays have been freed). MPI keeps
-messages between one pair of ranks on one tag in order, and the receiver posts the chunk receives in
-header order, so chunks always land in the packet they belong to. Packets from one source are
-handed to the runtime in the order they were sent, even when a later packet completes first.
-
-Tags are two constants: no counter can run past ``MPI_TAG_UB``.
+The packets themselves (wire format, matched probes, chunking, order) are :mod:`.wire`'s.
 
 Progress. The progress thread drives MPI: each cycle it sends what the rank's threads queued
 (several records to one destination become one packet), probes and receives, tests requests, and
@@ -44,20 +29,15 @@ Its housekeeping (batched frees, :meth:`Transport.add_idle_hook`) runs before it
 import collections
 import logging
 import os
-import pickle
 import signal
-import struct
 import sys
 import threading
 import time
 import traceback
 
-import numpy as np
+from .wire import STOP_SIGNALS, Wire, abort_world
 
-from ..messages import pack, unpack
-from .pool import BufferPool
-
-__all__ = ['Transport', 'mpi_world', 'abort_world', 'TAG_HEADER', 'TAG_DATA']
+__all__ = ['Transport']
 
 TAG_HEADER = 17
 TAG_DATA = 18
@@ -69,9 +49,6 @@ _PR_SET_TIMERSLACK = 29
 _BUSY_CYCLE = 2e-4      # s: a busy loop runs a cycle itself when none ran for this long
 _STALLED = 2e-3         # s: ... and waits for the lock if none ran for this long
 _DEFER = 2e-4          # s: a loop that left an assist() window this recently sends its own records
-_COUNT = struct.Struct('<q').unpack_from
-_NO_BUFFERS = bytes(8)  # header prefix of a packet without out-of-band buffers (n = 0)
-_EAGER = 16384          # bytes: packets up to this size complete without further progress
 
 
 def _reduce_timer_slack(nanoseconds=1000):
@@ -83,58 +60,6 @@ def _reduce_timer_slack(nanoseconds=1000):
         pass
 
 _log = logging.getLogger(__name__)
-
-
-_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
-
-
-def _mpi():
-    """``mpi4py.MPI``, imported (and MPI initialised) on first use, not when mosaic_mpi is imported.
-
-    The MPI library starts threads of its own during ``MPI_Init`` (MPICH's UCX/OFI progress
-    threads). A process-directed SIGINT may be delivered to any thread that does not block it, and
-    then a main thread blocked in a system call (``time.sleep``, the worker's ``epoll``) would not
-    see Ctrl-C. So the init runs with SIGINT and SIGTERM blocked: the library's threads inherit
-    that mask, and signals always reach the main thread. (If the application imported
-    ``mpi4py.MPI`` first, its MPI threads keep the mask they were started with.)
-    """
-    if 'mpi4py.MPI' in sys.modules or threading.current_thread() is not threading.main_thread():
-        from mpi4py import MPI
-        return MPI
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    try:
-        from mpi4py import MPI
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    return MPI
-
-
-def mpi_world():
-    """``MPI.COMM_WORLD`` (initialises MPI on first call)."""
-    return _mpi().COMM_WORLD
-
-
-def abort_world(code=1):
-    """End every rank of the job at once (``MPI_Abort`` on ``COMM_WORLD``)."""
-    _mpi().COMM_WORLD.Abort(code)
-
-
-def _chunks(size, max_chunk):
-    if size == 0:
-        return [(0, 0)]
-    return [(start, min(start + max_chunk, size)) for start in range(0, size, max_chunk)]
-
-
-class _Packet:
-    # ``held`` (sent packets only): payloads whose arrays stay read-only until the send completes
-    __slots__ = ('pending', 'body', 'buffers', 'held', 'large')
-
-    def __init__(self, pending, body=None, buffers=None, held=None):
-        self.pending = pending
-        self.large = False
-        self.body = body
-        self.buffers = buffers
-        self.held = held
 
 
 class Transport:
@@ -161,18 +86,16 @@ class Transport:
 
     def __init__(self, comm, handler, max_chunk=1 << 30, spin_time=0.001, max_sleep=0.01,
                  buffer_pool=512 << 20, on_fatal=None):
-        MPI = _mpi()
-        self._MPI = MPI
-        self.comm = comm.Dup()
-        self.rank = self.comm.Get_rank()
-        self.size = self.comm.Get_size()
+        self._wire = wire = Wire(comm, max_chunk, buffer_pool)
+        self.comm = wire.comm
+        self.rank = wire.rank
+        self.size = wire.size
+        self.pool = wire.pool
         self._handler = handler
         self._max_chunk = max_chunk
         self._spin_time = spin_time
         self._max_sleep = max_sleep
         self._on_fatal = on_fatal
-        self.pool = BufferPool(buffer_pool)
-        self._status = MPI.Status()
         self._outbox = collections.deque()
         self._wake = threading.Event()
         self._sleeping = False          # the progress thread is parked on _wake
@@ -183,16 +106,10 @@ class Transport:
         self._guest = None              # ident of the thread inside assist()
         self._guest_left = 0.0          # when the last assist() window ended with work to do
         self._assistant = None          # ident of the thread whose loop calls assist()
-        self._large = 0                 # packets in flight with data messages (need progress)
         self._last_activity = time.monotonic()
         self._last_cycle = self._last_activity     # when a progress cycle last started
         self._idle_hooks = []
-        self._requests = []
-        self._owners = []
-        self._incoming = collections.defaultdict(collections.deque)
         self._batch = []
-        self.bytes_sent = 0
-        self.bytes_received = 0
         self._thread = threading.Thread(target=self._run, name=f'mosaic-progress-r{self.rank}',
                                         daemon=True)
 
@@ -245,7 +162,7 @@ class Transport:
         finally:
             self._driver = None
             self._lock.release()
-        if self._sleeping and (self._large or self._outbox):
+        if self._sleeping and (self._wire.large or self._outbox):
             self._wake.set()
         return delivered
 
@@ -263,7 +180,7 @@ class Transport:
             self._driver = None
             self._lock.release()
         self._last_activity = time.monotonic()
-        if self._large and self._sleeping:      # a transfer that needs progress: hand it over
+        if self._wire.large and self._sleeping:     # a transfer that needs progress: hand it over
             self._wake.set()
         return True
 
@@ -296,8 +213,18 @@ class Transport:
             self._thread.join(timeout)
         clean = not self._thread.is_alive()
         if clean:
-            self.comm.Free()
+            self._wire.free()
         return clean
+
+    @property
+    def bytes_sent(self):
+        """int: bytes sent so far, headers included."""
+        return self._wire.bytes_sent
+
+    @property
+    def bytes_received(self):
+        """int: bytes received so far, headers included."""
+        return self._wire.bytes_received
 
     @property
     def alive(self):
@@ -370,7 +297,7 @@ class Transport:
                     worked = True
                     break
                 now = time.monotonic()
-                if now >= hard_end or (now >= end and not self._large):
+                if now >= hard_end or (now >= end and not self._wire.large):
                     break
                 os.sched_yield()
         finally:
@@ -378,7 +305,7 @@ class Transport:
             # Work to do here: this thread will likely be back soon, the progress thread keeps
             # standing aside. Idle: hand over to the progress thread's back-off.
             self._guest_left = time.monotonic() if worked else 0.0
-            if self._sleeping and (not worked or self._large or self._outbox):
+            if self._sleeping and (not worked or self._wire.large or self._outbox):
                 self._wake.set()
         return worked
 
@@ -394,7 +321,7 @@ class Transport:
     def _run(self):
         # Signals go to the main thread: Ctrl-C must interrupt the user's code, not this loop.
         if hasattr(signal, 'pthread_sigmask'):
-            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             self._loop()
         except BaseException:
@@ -437,7 +364,7 @@ class Transport:
                 # over UCX: it may only start its progress), costing a whole further sleep.
                 woke = False
                 continue
-            if self._requests:
+            if self._wire.requests:
                 os.sched_yield()  # a transfer is in flight: yield the core, never sleep
                 continue
             if self._closing and not self._outbox:
@@ -480,7 +407,7 @@ class Transport:
             return False
         if self._guest is not None:
             return True
-        if self._large or self._outbox:
+        if self._wire.large or self._outbox:
             return False
         return time.monotonic() - self._guest_left < self._spin_time
 
@@ -500,9 +427,9 @@ class Transport:
         if self._outbox:
             self._flush_outbox()
             busy = True
-        if self._probe():
+        if self._wire.receive(self._batch):
             busy = True
-        if self._requests and self._test():
+        if self._wire.requests and self._wire.test(self._batch):
             busy = True
         delivered = False
         if self._batch:
@@ -519,7 +446,7 @@ class Transport:
         outbox = self._outbox
         if len(outbox) == 1 and outbox[0][0] is not None:     # the common case: one record
             dest, record = outbox.popleft()
-            self._send_one(dest, [record])
+            self._wire.send(dest, [record])
             return
         per_dest = {}
         pop = outbox.popleft
@@ -543,120 +470,9 @@ class Transport:
 
     def _send_packet(self, dest, records):
         if len(records) <= _MAX_RECORDS:
-            self._send_one(dest, records)
+            self._wire.send(dest, records)
             return
         # Bounded packets: a burst of a million calls is not one giant header.
         for start in range(0, len(records), _MAX_RECORDS):
-            self._send_one(dest, records[start:start + _MAX_RECORDS])
+            self._wire.send(dest, records[start:start + _MAX_RECORDS])
 
-    def _send_one(self, dest, records):
-        MPI = self._MPI
-        comm = self.comm
-        body, buffers, held = pack(records)
-        if not buffers:
-            header = _NO_BUFFERS + body
-            self.bytes_sent += len(header)
-            request = comm.Isend([header, MPI.BYTE], dest, TAG_HEADER)
-            if request.Test():          # small messages usually complete at once (eager)
-                return
-            packet = _Packet(1, body=header, held=held)
-            self._add(request, packet)
-            if len(header) > _EAGER:
-                packet.large = True
-                self._large += 1
-            return
-        raws = [pickle.PickleBuffer(b).raw() for b in buffers]
-        header = struct.pack(f'<{1 + len(raws)}q', len(raws), *[r.nbytes for r in raws]) + body
-        packet = _Packet(1, body=header, held=held)
-        packet.large = True
-        self._large += 1
-        self._add(comm.Isend([header, MPI.BYTE], dest, TAG_HEADER), packet)
-        nbytes = len(header)
-        for raw in raws:
-            for start, stop in _chunks(raw.nbytes, self._max_chunk):
-                packet.pending += 1
-                self._add(comm.Isend([raw[start:stop], MPI.BYTE], dest, TAG_DATA), packet)
-            nbytes += raw.nbytes
-        packet.buffers = raws
-        self.bytes_sent += nbytes
-
-    def _probe(self):
-        MPI = self._MPI
-        comm = self.comm
-        status = self._status
-        found = False
-        while True:
-            message = comm.improbe(MPI.ANY_SOURCE, TAG_HEADER, status)
-            if message is None:
-                return found
-            found = True
-            source = status.Get_source()
-            header = bytearray(status.Get_count(MPI.BYTE))
-            message.Recv([header, MPI.BYTE])
-            count = _COUNT(header)[0]
-            if not count and not self._incoming.get(source):
-                # No buffers to wait for and nothing earlier from this source still arriving:
-                # hand the records on now (the common case: small control messages).
-                self.bytes_received += len(header)
-                self._batch.extend([(source, record)
-                                    for record in unpack(memoryview(header)[8:], ())])
-                continue
-            packet = _Packet(0, memoryview(header)[8 * (1 + count):], [])
-            if count:
-                packet.large = True
-                self._large += 1
-                sizes = np.frombuffer(header, dtype=np.int64, count=count, offset=8)
-                for size in sizes.tolist():
-                    buffer, lent = self.pool.take(size)
-                    packet.buffers.append(lent)
-                    for start, stop in _chunks(size, self._max_chunk):
-                        packet.pending += 1
-                        self._add(comm.Irecv([buffer[start:stop], MPI.BYTE], source, TAG_DATA),
-                                  packet)
-                    self.bytes_received += size
-            self.bytes_received += len(header)
-            queue = self._incoming[source]
-            queue.append(packet)
-            if packet.pending == 0 and len(queue) == 1:
-                self._deliver(source)
-
-    def _add(self, request, packet):
-        self._requests.append(request)
-        self._owners.append(packet)
-
-    def _test(self):
-        done = self._MPI.Request.Testsome(self._requests)
-        if not done:
-            return False
-        finished = set(done)
-        sources = set()
-        for index in done:
-            packet = self._owners[index]
-            packet.pending -= 1
-            if packet.pending == 0:
-                if packet.large:
-                    self._large -= 1
-                if packet.held is not None:       # a send completed: unlock its arrays
-                    for payload in packet.held:
-                        payload.release()
-                    packet.held = packet.buffers = None
-                else:
-                    sources.add(packet)
-        if len(finished) == len(self._requests):
-            self._requests = []
-            self._owners = []
-        else:
-            self._requests = [r for i, r in enumerate(self._requests) if i not in finished]
-            self._owners = [p for i, p in enumerate(self._owners) if i not in finished]
-        if sources:
-            for source, queue in list(self._incoming.items()):
-                if queue and queue[0].pending == 0:
-                    self._deliver(source)
-        return True
-
-    def _deliver(self, source):
-        queue = self._incoming[source]
-        while queue and queue[0].pending == 0:
-            packet = queue.popleft()
-            records = unpack(packet.body, packet.buffers)
-            self._batch.extend([(source, record) for record in records])

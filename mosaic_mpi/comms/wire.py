@@ -1,0 +1,282 @@
+"""Packets over MPI: the only module that imports mpi4py.
+
+Wire format. A *packet* from one rank to another is a header message (tag ``TAG_HEADER``) followed
+by one message per out-of-band buffer chunk (tag ``TAG_DATA``). The header is::
+
+    int64 n | int64 size[0] ... size[n-1] | pickle (protocol 5) of a list of records
+
+The records' large buffers (numpy arrays, bytes) are kept out of the header pickle by its
+``buffer_callback`` and sent with ``Isend`` straight from their memory, split into chunks of at most
+``max_chunk`` bytes so that no count passes 2**31 - 1. The receiver finds headers with a *matched*
+probe (``MPI_Improbe`` + ``MPI_Mrecv``), so concurrent senders can never have their headers taken by
+the wrong receive, and posts ``Irecv`` for the chunks right away, into ``np.empty`` buffers (large ones
+reused from a :class:`~.pool.BufferPool` once their arrays have been freed). MPI keeps
+messages between one pair of ranks on one tag in order, and the receiver posts the chunk receives in
+header order, so chunks always land in the packet they belong to. Packets from one source are
+handed to the runtime in the order they were sent, even when a later packet completes first.
+
+Tags are two constants: no counter can run past ``MPI_TAG_UB``.
+
+A :class:`Wire` is not thread-safe: the transport (:mod:`.transport`) calls it under its lock.
+"""
+
+import collections
+import pickle
+import signal
+import struct
+import sys
+import threading
+
+import numpy as np
+
+from ..messages import pack, unpack
+from .pool import BufferPool
+
+__all__ = ['Wire', 'mpi_world', 'abort_world', 'TAG_HEADER', 'TAG_DATA']
+
+TAG_HEADER = 17
+TAG_DATA = 18
+_COUNT = struct.Struct('<q').unpack_from
+_NO_BUFFERS = bytes(8)  # header prefix of a packet without out-of-band buffers (n = 0)
+_EAGER = 16384          # bytes: packets up to this size complete without further progress
+
+
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}    # blocked in MPI's threads and the progress thread
+
+
+def _mpi():
+    """``mpi4py.MPI``, imported (and MPI initialised) on first use, not when mosaic_mpi is imported.
+
+    The MPI library starts threads of its own during ``MPI_Init`` (MPICH's UCX/OFI progress
+    threads). A process-directed SIGINT may be delivered to any thread that does not block it, and
+    then a main thread blocked in a system call (``time.sleep``, the worker's ``epoll``) would not
+    see Ctrl-C. So the init runs with SIGINT and SIGTERM blocked: the library's threads inherit
+    that mask, and signals always reach the main thread. (If the application imported
+    ``mpi4py.MPI`` first, its MPI threads keep the mask they were started with.)
+    """
+    if 'mpi4py.MPI' in sys.modules or threading.current_thread() is not threading.main_thread():
+        from mpi4py import MPI
+        return MPI
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        from mpi4py import MPI
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return MPI
+
+
+def mpi_world():
+    """``MPI.COMM_WORLD`` (initialises MPI on first call)."""
+    return _mpi().COMM_WORLD
+
+
+def abort_world(code=1):
+    """End every rank of the job at once (``MPI_Abort`` on ``COMM_WORLD``)."""
+    _mpi().COMM_WORLD.Abort(code)
+
+
+def _chunks(size, max_chunk):
+    if size == 0:
+        return [(0, 0)]
+    return [(start, min(start + max_chunk, size)) for start in range(0, size, max_chunk)]
+
+
+class _Packet:
+    # ``held`` (sent packets only): payloads whose arrays stay read-only until the send completes
+    __slots__ = ('pending', 'body', 'buffers', 'held', 'large')
+
+    def __init__(self, pending, body=None, buffers=None, held=None):
+        self.pending = pending
+        self.large = False
+        self.body = body
+        self.buffers = buffers
+        self.held = held
+
+
+class Wire:
+    """Sends and receives packets of records on a private duplicate of a communicator.
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        Communicator to use; it is duplicated, so these messages never mix with the application's.
+    max_chunk : int
+        Largest MPI message in bytes.
+    buffer_pool : int
+        Most bytes of freed large receive buffers kept for reuse (see :mod:`.pool`).
+
+    Attributes
+    ----------
+    requests : list of mpi4py.MPI.Request
+        Requests in flight (sends not yet complete, chunk receives).
+    large : int
+        Packets in flight with data messages: MPI moves those only while someone calls into it.
+    bytes_sent, bytes_received : int
+        Totals, headers included.
+    """
+
+    def __init__(self, comm, max_chunk, buffer_pool):
+        MPI = _mpi()
+        self._MPI = MPI
+        self.comm = comm.Dup()
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self._max_chunk = max_chunk
+        self.pool = BufferPool(buffer_pool)
+        self._status = MPI.Status()
+        self.requests = []
+        self._owners = []
+        self._incoming = collections.defaultdict(collections.deque)
+        self.large = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    def free(self):
+        """Free the communicator (every request must have completed)."""
+        self.comm.Free()
+
+    def send(self, dest, records):
+        """Start sending ``records`` to rank ``dest`` as one packet (returns at once).
+
+        Parameters
+        ----------
+        dest : int
+            Rank in the communicator.
+        records : list
+            Records of :mod:`mosaic_mpi.messages`.
+        """
+        MPI = self._MPI
+        comm = self.comm
+        body, buffers, held = pack(records)
+        if not buffers:
+            header = _NO_BUFFERS + body
+            self.bytes_sent += len(header)
+            request = comm.Isend([header, MPI.BYTE], dest, TAG_HEADER)
+            if request.Test():          # small messages usually complete at once (eager)
+                return
+            packet = _Packet(1, body=header, held=held)
+            self._add(request, packet)
+            if len(header) > _EAGER:
+                packet.large = True
+                self.large += 1
+            return
+        raws = [pickle.PickleBuffer(b).raw() for b in buffers]
+        header = struct.pack(f'<{1 + len(raws)}q', len(raws), *[r.nbytes for r in raws]) + body
+        packet = _Packet(1, body=header, held=held)
+        packet.large = True
+        self.large += 1
+        self._add(comm.Isend([header, MPI.BYTE], dest, TAG_HEADER), packet)
+        nbytes = len(header)
+        for raw in raws:
+            for start, stop in _chunks(raw.nbytes, self._max_chunk):
+                packet.pending += 1
+                self._add(comm.Isend([raw[start:stop], MPI.BYTE], dest, TAG_DATA), packet)
+            nbytes += raw.nbytes
+        packet.buffers = raws
+        self.bytes_sent += nbytes
+
+    def receive(self, batch):
+        """Receive every header that has arrived and post the receives of its data messages.
+
+        Parameters
+        ----------
+        batch : list
+            Complete packets' records are appended as ``(source, record)`` pairs, in each
+            source's send order.
+
+        Returns
+        -------
+        bool
+            Whether a header arrived.
+        """
+        MPI = self._MPI
+        comm = self.comm
+        status = self._status
+        found = False
+        while True:
+            message = comm.improbe(MPI.ANY_SOURCE, TAG_HEADER, status)
+            if message is None:
+                return found
+            found = True
+            source = status.Get_source()
+            header = bytearray(status.Get_count(MPI.BYTE))
+            message.Recv([header, MPI.BYTE])
+            count = _COUNT(header)[0]
+            if not count and not self._incoming.get(source):
+                # No buffers to wait for and nothing earlier from this source still arriving:
+                # hand the records on now (the common case: small control messages).
+                self.bytes_received += len(header)
+                batch.extend([(source, record) for record in unpack(memoryview(header)[8:], ())])
+                continue
+            packet = _Packet(0, memoryview(header)[8 * (1 + count):], [])
+            if count:
+                packet.large = True
+                self.large += 1
+                sizes = np.frombuffer(header, dtype=np.int64, count=count, offset=8)
+                for size in sizes.tolist():
+                    buffer, lent = self.pool.take(size)
+                    packet.buffers.append(lent)
+                    for start, stop in _chunks(size, self._max_chunk):
+                        packet.pending += 1
+                        self._add(comm.Irecv([buffer[start:stop], MPI.BYTE], source, TAG_DATA),
+                                  packet)
+                    self.bytes_received += size
+            self.bytes_received += len(header)
+            queue = self._incoming[source]
+            queue.append(packet)
+            if packet.pending == 0 and len(queue) == 1:
+                self._deliver(source, batch)
+
+    def _add(self, request, packet):
+        self.requests.append(request)
+        self._owners.append(packet)
+
+    def test(self, batch):
+        """Complete the requests that finished: unlock the arrays of completed sends, deliver
+        completed packets.
+
+        Parameters
+        ----------
+        batch : list
+            As for :meth:`receive`.
+
+        Returns
+        -------
+        bool
+            Whether any request finished.
+        """
+        done = self._MPI.Request.Testsome(self.requests)
+        if not done:
+            return False
+        finished = set(done)
+        sources = set()
+        for index in done:
+            packet = self._owners[index]
+            packet.pending -= 1
+            if packet.pending == 0:
+                if packet.large:
+                    self.large -= 1
+                if packet.held is not None:       # a send completed: unlock its arrays
+                    for payload in packet.held:
+                        payload.release()
+                    packet.held = packet.buffers = None
+                else:
+                    sources.add(packet)
+        if len(finished) == len(self.requests):
+            self.requests = []
+            self._owners = []
+        else:
+            self.requests = [r for i, r in enumerate(self.requests) if i not in finished]
+            self._owners = [p for i, p in enumerate(self._owners) if i not in finished]
+        if sources:
+            for source, queue in list(self._incoming.items()):
+                if queue and queue[0].pending == 0:
+                    self._deliver(source, batch)
+        return True
+
+    def _deliver(self, source, batch):
+        queue = self._incoming[source]
+        while queue and queue[0].pending == 0:
+            packet = queue.popleft()
+            records = unpack(packet.body, packet.buffers)
+            batch.extend([(source, record) for record in records])
