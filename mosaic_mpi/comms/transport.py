@@ -146,39 +146,38 @@ class Transport:
         if self._sleeping:
             self._wake.set()
 
+    def _drive(self, ident, fn, wait=False):
+        """Run ``fn()`` under the progress lock on this thread: ``(True, its value)``, or
+        ``(False, None)`` if another thread holds the lock and ``wait`` is false."""
+        if not self._lock.acquire(wait):
+            return False, None
+        try:
+            self._driver = ident
+            return True, fn()
+        except Exception:
+            self._fatal(traceback.format_exc())
+            raise
+        finally:
+            self._driver = None
+            self._lock.release()
+
     def _cycle_here(self, ident, wait):
         """One progress cycle on this thread (``wait``: even if it must wait for the lock).
 
         Returns whether records were handed to the handler.
         """
-        if not self._lock.acquire(wait):
+        ran, outcome = self._drive(ident, self._cycle, wait)
+        if not ran:
             return False
-        try:
-            self._driver = ident
-            busy, delivered = self._cycle()
-        except Exception:
-            self._fatal(traceback.format_exc())
-            raise
-        finally:
-            self._driver = None
-            self._lock.release()
         if self._sleeping and (self._wire.large or self._outbox):
             self._wake.set()
-        return delivered
+        return outcome[1]
 
     def _flush_here(self, ident):
         """Send what is queued from this thread if no cycle is running; whether it did."""
-        if not self._lock.acquire(False):
+        ran, _ = self._drive(ident, self._flush_outbox)
+        if not ran:
             return False
-        try:
-            self._driver = ident
-            self._flush_outbox()
-        except Exception:
-            self._fatal(traceback.format_exc())
-            raise
-        finally:
-            self._driver = None
-            self._lock.release()
         self._last_activity = time.monotonic()
         if self._wire.large and self._sleeping:     # a transfer that needs progress: hand it over
             self._wake.set()
@@ -278,16 +277,9 @@ class Transport:
         spins = 0
         try:
             while True:
-                if self._lock.acquire(False):
-                    try:
-                        self._driver = ident
-                        busy, worked = self._cycle()
-                    except Exception:
-                        self._fatal(traceback.format_exc())
-                        raise
-                    finally:
-                        self._driver = None
-                        self._lock.release()
+                ran, outcome = self._drive(ident, self._cycle)
+                if ran:
+                    busy, worked = outcome
                     if worked:
                         break
                     if busy:
@@ -392,14 +384,12 @@ class Transport:
         self._idle_hooks.append(fn)
 
     def _run_idle_hooks(self):
-        if self._idle_hooks and self._lock.acquire(False):
-            try:
-                self._driver = threading.get_ident()
-                for fn in self._idle_hooks:
-                    fn()
-            finally:
-                self._driver = None
-                self._lock.release()
+        if self._idle_hooks:
+            self._drive(threading.get_ident(), self._call_idle_hooks)
+
+    def _call_idle_hooks(self):
+        for fn in self._idle_hooks:
+            fn()
 
     def _stand_aside(self):
         """Whether a loop thread is driving progress (or will be back within ``spin_time``)."""
