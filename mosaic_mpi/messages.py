@@ -151,7 +151,7 @@ def _put(payload, buffers, held):
 
 
 def _take(data, count, incoming):
-    return Payload(data, [next(incoming) for _ in range(count)] if count else ())
+    return Payload(data, [next(incoming) for _ in range(count)]) if count else Payload(data)
 
 
 def _selector_out(selector):
@@ -188,14 +188,13 @@ def _create_in(w, incoming):
 def _call_out(r, buffers, held):
     task_id, tessera_id, caller, op, method, payload, deps = r
     return (1, task_id, tessera_id, caller, _OP_CODES[op], method, *_put(payload, buffers, held),
-            _deps_out(deps) if deps else ())
+            _deps_out(deps))
 
 
 def _call_in(w, incoming):
     _, task_id, tessera_id, caller, op, method, data, count, deps = w
     return _new(Call, (task_id, tessera_id, caller, _OPS[op], method,
-                       Payload(data, [next(incoming) for _ in range(count)]) if count
-                       else Payload(data), _deps_in(deps) if deps else ()))
+                       _take(data, count, incoming), _deps_in(deps)))
 
 
 def _completed_out(r, buffers, held):
@@ -213,9 +212,7 @@ def _fetch_out(r, buffers, held):
 
 
 def _fetch_in(w, incoming):
-    selector = w[3]
-    return _new(Fetch, (w[1], w[2], _SELECTS[selector] if selector.__class__ is str
-                        else selector[0], w[4]))
+    return _new(Fetch, (w[1], w[2], _selector_in(w[3]), w[4]))
 
 
 def _value_out(r, buffers, held):

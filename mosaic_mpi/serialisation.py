@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import SerialisationError
 
-__all__ = ['Payload', 'dumps', 'loads', 'ArrayLock']
+__all__ = ['Payload', 'dumps', 'loads', 'ArrayLock', 'NO_ARGUMENTS']
 
 _PROTOCOL = 5
 
@@ -207,6 +207,7 @@ def loads(payload):
 _NONE_DATA = pickle.dumps(None, protocol=_PROTOCOL)
 _NONE = Payload(_NONE_DATA)
 _NO_ARGUMENTS_DATA = pickle.dumps(((), {}), protocol=_PROTOCOL)
+NO_ARGUMENTS = Payload(_NO_ARGUMENTS_DATA)      # ``(args, kwargs)`` of every call without any
 
 
 def _writeable_frombuffer(buffer, dtype, shape, order):

@@ -92,7 +92,6 @@ class Transport:
         self.size = wire.size
         self.pool = wire.pool
         self._handler = handler
-        self._max_chunk = max_chunk
         self._spin_time = spin_time
         self._max_sleep = max_sleep
         self._on_fatal = on_fatal
@@ -101,6 +100,7 @@ class Transport:
         self._sleeping = False          # the progress thread is parked on _wake
         self._standing_aside = False    # ... because a loop thread drives progress (assist)
         self._closing = False
+        self._failed = False
         self._lock = threading.Lock()   # held for every progress cycle, by whichever thread
         self._driver = None             # ident of the thread holding _lock
         self._guest = None              # ident of the thread inside assist()
@@ -320,6 +320,9 @@ class Transport:
             self._fatal(traceback.format_exc())
 
     def _fatal(self, text):
+        if self._failed:                # reported where it happened (a cycle) already
+            return
+        self._failed = True
         _log.critical('progress of rank %d failed:\n%s', self.rank, text)
         sys.stderr.write(f'mosaic_mpi: progress of rank {self.rank} failed:\n{text}')
         sys.stderr.flush()
@@ -342,12 +345,7 @@ class Transport:
                 sleep = first_sleep
                 woke = True
                 continue
-            with self._lock:
-                self._driver = ident
-                try:
-                    busy, _ = self._cycle()
-                finally:
-                    self._driver = None
+            busy, _ = self._drive(ident, self._cycle, wait=True)[1]
             if busy:
                 sleep = first_sleep
                 continue

@@ -16,7 +16,7 @@ from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..errors import SerialisationError
 from ..messages import make_id, Call, CreateTessera, Dependency, Drop, Fetch, Select
-from ..serialisation import dumps, loads
+from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import unpack_error
 
 __all__ = ['Client', 'LoopBridge', 'Requests']
@@ -24,9 +24,6 @@ __all__ = ['Client', 'LoopBridge', 'Requests']
 _FINISHED = (TaskStatus.DONE, TaskStatus.FAILED)
 _DROP_BATCH = 1024      # freed results sent in one Drop at most
 _DROP_AGE = 0.01        # s: longest a freed result waits for its Drop while the rank is busy
-
-
-_NO_ARGUMENTS = dumps(((), {}), lock=False)     # shared by every call without arguments
 
 
 class LoopBridge:
@@ -158,7 +155,7 @@ class Client:
 
     def _serialise_call(self, label, args, kwargs):
         if not args and not kwargs:
-            return _NO_ARGUMENTS, (), None
+            return NO_ARGUMENTS, (), None
         deps, holds = [], []
         args = list(args)
         for slot, value in itertools.chain(enumerate(args), list(kwargs.items())):
@@ -179,8 +176,6 @@ class Client:
                 kwargs[slot] = None
             else:
                 args[slot] = None
-        if not args and not kwargs:
-            return _NO_ARGUMENTS, (), None
         kwargs = dict(kwargs)
         try:
             payload = dumps((tuple(args), kwargs), self._threshold)
