@@ -18,16 +18,18 @@ Use it as ``import mosaic_mpi as mosaic``::
 import logging as _logging
 
 from .api import run, init, stop, runtime, gather
-from .core.task import TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, TaskStatus
+from .core.task import (TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, TaskStatus, Task,
+                        current_task)
 from .core.tessera import tessera, TesseraProxy, ArrayProxy, TaskArray
 from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
-                     SerialisationError, RuntimeNotRunning)
+                     SerialisationError, RuntimeNotRunning, RuntimeDisconnectedError)
 
 __version__ = '0.1.0'
 
 __all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'tessera', 'TesseraProxy', 'ArrayProxy',
            'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
-           'MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
-           'SerialisationError', 'RuntimeNotRunning', '__version__']
+           'Task', 'current_task', 'MosaicError', 'RemoteError', 'RemoteTraceback',
+           'DependencyError', 'SerialisationError', 'RuntimeNotRunning',
+           'RuntimeDisconnectedError', '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())

@@ -1,7 +1,7 @@
 """Every public exception of mosaic_mpi, under one base class."""
 
 __all__ = ['MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
-           'SerialisationError', 'RuntimeNotRunning']
+           'SerialisationError', 'RuntimeNotRunning', 'RuntimeDisconnectedError']
 
 
 class MosaicError(Exception):
@@ -64,3 +64,7 @@ class SerialisationError(MosaicError, TypeError):
 
 class RuntimeNotRunning(MosaicError, RuntimeError):
     """An operation needed a running runtime and there is none on this rank."""
+
+
+class RuntimeDisconnectedError(MosaicError, RuntimeError):
+    """A worker (or another rank) the operation needed has been lost (Mosaic's name)."""

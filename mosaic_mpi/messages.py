@@ -21,8 +21,8 @@ from typing import NamedTuple, Any, Optional, Tuple
 
 from .serialisation import Payload
 
-__all__ = ['make_id', 'id_rank', 'Op', 'Select', 'Dependency', 'CreateTessera', 'Call', 'Completed',
-           'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'pack', 'unpack']
+__all__ = ['make_id', 'id_rank', 'Op', 'Select', 'Ask', 'Dependency', 'CreateTessera', 'Call',
+           'Completed', 'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'Query', 'pack', 'unpack']
 
 _ID_BITS = 40
 
@@ -55,6 +55,13 @@ class Select(enum.Enum):
     # Members are singletons compared by identity: hash them the same way (Enum's own __hash__
     # is a Python function, and selectors are dictionary keys on every fetch).
     __hash__ = object.__hash__
+
+
+class Ask(enum.IntEnum):
+    """What a :class:`Query` asks a rank."""
+    INIT = 0       #: whether a task has reached its worker (answered once it has)
+    SIZE = 1       #: the size in bytes of (part of) a task's result, once it is done
+    BARRIER = 2    #: how many tasks the rank has submitted, once all of them have finished
 
 
 class Dependency(NamedTuple):
@@ -132,6 +139,14 @@ class Stopped(NamedTuple):
     rank: int
 
 
+class Query(NamedTuple):
+    """A question about a task (or, for ``Ask.BARRIER``, the rank) answered by a :class:`Value`."""
+    request_id: int
+    task_id: int
+    kind: Ask
+    selector: Any
+    requester: int
+
 
 # -- wire form ---------------------------------------------------------------------------------------
 
@@ -139,6 +154,7 @@ _OPS = tuple(Op)
 _new = tuple.__new__    # builds a named tuple from a tuple without its Python-level __new__
 _OP_CODES = {op: op.value for op in Op}
 _SELECTS = {s.value: s for s in Select}
+_ASKS = tuple(Ask)
 
 
 def _put(payload, buffers, held):
@@ -223,6 +239,14 @@ def _value_in(w, incoming):
     return Value(w[1], w[2], _take(w[3], w[4], incoming))
 
 
+def _query_out(r, buffers, held):
+    return (8, r.request_id, r.task_id, int(r.kind), _selector_out(r.selector), r.requester)
+
+
+def _query_in(w, incoming):
+    return _new(Query, (w[1], w[2], _ASKS[w[3]], _selector_in(w[4]), w[5]))
+
+
 def _plain_out(code):
     def out(r, buffers, held):
         return (code, *r)
@@ -237,9 +261,9 @@ def _plain_in(cls):
 
 _ENCODE = {CreateTessera: _create_out, Call: _call_out, Completed: _completed_out,
            Fetch: _fetch_out, Value: _value_out, Drop: _plain_out(5), Stop: _plain_out(6),
-           Stopped: _plain_out(7)}
+           Stopped: _plain_out(7), Query: _query_out}
 _DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(Drop),
-           _plain_in(Stop), _plain_in(Stopped))
+           _plain_in(Stop), _plain_in(Stopped), _query_in)
 
 
 def pack(records):

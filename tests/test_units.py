@@ -73,7 +73,8 @@ def test_every_record_crosses_the_wire_form_unchanged():
                M.Completed(5, None), M.Completed(6, small),
                M.Fetch(7, 5, M.Select.WHOLE, 0), M.Fetch(8, 5, 'done', 2), M.Fetch(9, 5, (1, 2), 2),
                M.Value(10, True, big), M.Value(11, False, small),
-               M.Drop((1, 2), (3,)), M.Stop(3, now=True), M.Stopped(2)]
+               M.Drop((1, 2), (3,)), M.Stop(3, now=True), M.Stopped(2),
+               M.Query(12, 5, M.Ask.SIZE, 'whole', 1), M.Query(13, 0, M.Ask.BARRIER, M.Select.WHOLE, 0)]
     body, oob, held = M.pack(records)
     assert len(oob) == 3 and held == [big, big, big]
     received = [np.frombuffer(pickle.PickleBuffer(b).raw(), np.uint8).copy() for b in oob]
@@ -88,6 +89,7 @@ def test_every_record_crosses_the_wire_form_unchanged():
             else:
                 assert g == s and type(g) is type(s)
     assert back[1].op is M.Op.GETATTR and back[0].deps[3].selector is M.Select.DONE
+    assert back[-2].kind is M.Ask.SIZE and back[-1].selector is M.Select.WHOLE
     assert back[6].selector == 'done' and back[0].deps[1].selector == 'whole'
     (got,), _ = loads(back[8].payload)
     assert np.array_equal(got, array)
@@ -206,7 +208,38 @@ def test_worker_side_task_fills_and_removes_slots():
     task.add_event('started')
     task.set_result(3)
     assert task.check_result() is True and finished == [(3, None)]
-    assert task.status is TaskStatus.DONE and task.events[-1][1] == 'started'
+    assert task.status is TaskStatus.DONE and task.events[-1][1:3] == ('event', 'started')
+
+
+def test_worker_side_task_outcomes_and_waiting():
+    import asyncio
+    from mosaic_mpi.core.task import TaskProxy
+    task = Task(make_id(0, 6), make_id(0, 1), 2, 'solve', local_rank=1)
+    assert task.sender_id == 'worker:2' and task.remote_cls() is TaskProxy
+    assert task.check_result() is False                     # pending
+    task.set_arguments([None], {}, 1, None)
+
+    async def waits():
+        waiting = asyncio.ensure_future(task.prepare_args())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        task.fill(0, 'arrived')
+        await waiting
+        return task.args_value()
+    assert asyncio.run(waits()) == ('arrived',)
+    finished = []
+    task.set_finish_callback(lambda t, v, e: finished.append((v, e)))
+    error = ValueError('no')
+    task.set_exception(error)
+    assert finished == [(None, error)] and task.status is TaskStatus.FAILED
+    with pytest.raises(ValueError):
+        task.check_result()
+    other = Task(make_id(0, 7), make_id(0, 1), 0, 'solve', local_rank=1)
+    other.set_finish_callback(lambda t, v, e: finished.append((v, e)))
+    other.set_done()
+    assert finished[-1] == (None, None) and other.check_result() is True
+    other.add_profile('p', n=1)
+    assert other.profile == [other.events[-1]] and other.events[-1][1:] == ('profile', 'p', {'n': 1})
 
 
 def test_tessera_class_stays_a_plain_local_class():

@@ -45,7 +45,63 @@ class TaskOutputGenerator:
         return TaskDone(self._proxy)
 
 
-class TaskOutput:
+class _TaskReference:
+    """What :class:`TaskOutput` and :class:`TaskDone` share: they stand for their task.
+
+    ``uid``, ``state``, ``runtime_id``, ``tessera_id``, ``init_future``, ``done_future``,
+    :meth:`init`, :meth:`wait` and :meth:`add_done_callback` are the task proxy's; ``await ref``
+    waits for the task and returns its :class:`~mosaic_mpi.core.task.TaskProxy`, as in Mosaic.
+    """
+
+    __slots__ = ()
+
+    @property
+    def uid(self):
+        """int: the task's id."""
+        return self.proxy.uid
+
+    @property
+    def state(self):
+        """TaskStatus: the task's status as last reported to this rank."""
+        return self.proxy.state
+
+    @property
+    def runtime_id(self):
+        """str: uid of the worker running the task."""
+        return self.proxy.runtime_id
+
+    @property
+    def tessera_id(self):
+        """int: id of the tessera the task runs on."""
+        return self.proxy.tessera_id
+
+    @property
+    def init_future(self):
+        """asyncio.Future: the task's (see ``TaskProxy.init_future``)."""
+        return self.proxy.init_future
+
+    @property
+    def done_future(self):
+        """asyncio.Future: the task's (see ``TaskProxy.done_future``)."""
+        return self.proxy.done_future
+
+    async def init(self):
+        """Wait until the task has reached its worker; returns the task proxy."""
+        return await self.proxy.init()
+
+    def wait(self):
+        """Whether the task has finished (see ``TaskProxy.wait``)."""
+        return self.proxy.wait()
+
+    def add_done_callback(self, fn):
+        """Call ``fn(task_proxy)`` when the task finishes (see ``TaskProxy.add_done_callback``)."""
+        self.proxy.add_done_callback(fn)
+
+    def __await__(self):
+        return self.proxy.__await__()
+
+
+class TaskOutput(_TaskReference):
     """Reference to one output of a task.
 
     Parameters
@@ -85,18 +141,32 @@ class TaskOutput:
         """
         return await client_of(self.proxy._st).fetch(self.proxy._st, self.key)
 
-    def __await__(self):
-        return self.result().__await__()
+    async def size(self, pending=False):
+        """Size in bytes of this output, as it would travel (see ``TaskProxy.size``).
 
-    def size(self, pending=False):
-        """Bytes of the task's serialised arguments (see :meth:`TaskProxy.size`)."""
-        return self.proxy.size(pending)
+        Parameters
+        ----------
+        pending : bool
+            If true, 0 when this output has already been fetched to this rank.
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        IndexError, KeyError
+            If the result has no such output.
+        Exception
+            The remote exception if the task failed.
+        """
+        return await client_of(self.proxy._st).result_size(self.proxy._st, self.key, pending)
 
     def __repr__(self):
         return f'<TaskOutput [{self.key!r}] of {self.proxy!r}>'
 
 
-class TaskDone:
+class TaskDone(_TaskReference):
     """Reference to a task's completion: as an argument it makes a call wait, then it is removed.
 
     Parameters
@@ -117,21 +187,31 @@ class TaskDone:
 
         Returns
         -------
-        None
+        bool
+            ``True``.
 
         Raises
         ------
         Exception
             The remote exception if the task failed.
         """
-        await self.proxy.wait()
+        await self.proxy
+        return True
 
-    def __await__(self):
-        return self.result().__await__()
+    async def size(self, pending=False):
+        """0: a completion carries no value.
 
-    def size(self, pending=False):
-        """Bytes of the task's serialised arguments (see :meth:`TaskProxy.size`)."""
-        return self.proxy.size(pending)
+        Parameters
+        ----------
+        pending : bool
+            Ignored (Mosaic's signature).
+
+        Returns
+        -------
+        int
+            0.
+        """
+        return 0
 
     def __repr__(self):
         return f'<TaskDone of {self.proxy!r}>'

@@ -14,7 +14,8 @@ class TaskState:
 
     __slots__ = ('task_id', 'owner', 'tessera_id', 'method', 'label', 'status', 'error', 'client',
                  'foreign', 'escaped', 'released', 'values', 'fetching', 'callbacks',
-                 'done_future', 'nbytes', 'holds', 'seen')
+                 'done_future', 'init_future', 'nbytes', 'holds', 'seen', 'registered',
+                 'events')
 
     def __init__(self, task_id, owner, tessera_id, method, label, client=None, foreign=False):
         self.task_id = task_id
@@ -32,9 +33,12 @@ class TaskState:
         self.fetching = None        # selector -> waiting futures
         self.callbacks = None       # (loop, fn, resolves) to run on completion
         self.done_future = None
+        self.init_future = None
         self.nbytes = 0
         self.holds = None
         self.seen = False           # its outcome reached the user (or a dependent call)
+        self.registered = False     # known to have reached its worker (TaskProxy.init)
+        self.events = None          # (time, kind, name, data) records added on this rank
 
 
 def foreign_state(task_id, owner, tessera_id, method):

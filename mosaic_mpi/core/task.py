@@ -13,14 +13,18 @@ the task's state record; they never import the runtime.
 """
 
 import asyncio
+import time
 
 from ..messages import Select
 from .state import foreign_state
 from .references import TaskDone, TaskOutput, TaskOutputGenerator, client_of as _client_of
 from .status import TaskStatus
-from .worker_task import Task
+from .worker_task import Task, current_task
 
-__all__ = ['TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'Task', 'TaskStatus']
+__all__ = ['TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'Task', 'TaskStatus',
+           'current_task']
+
+_FINISHED = (TaskStatus.DONE, TaskStatus.FAILED)
 
 
 class TaskProxy:
@@ -88,23 +92,43 @@ class TaskProxy:
     # -- waiting ---------------------------------------------------------------------------------
 
     def __await__(self):
-        return self.wait().__await__()
+        return self._wait().__await__()
 
-    async def wait(self):
-        """Wait for the task to finish.
+    async def _wait(self):
+        await _client_of(self._st).wait(self._st)
+        return self
+
+    async def init(self):
+        """Wait until the call has reached its worker (it may not have started yet).
 
         Returns
         -------
         TaskProxy
             ``self``.
+        """
+        await _client_of(self._st).registered(self._st)
+        return self
+
+    def wait(self):
+        """Whether the task has finished, without waiting (as Mosaic's ``wait``).
+
+        Use ``await t`` to wait.
+
+        Returns
+        -------
+        bool
+            ``True`` if it finished successfully.
 
         Raises
         ------
+        asyncio.InvalidStateError
+            If it has not finished yet.
         Exception
             The remote exception if the task failed.
         """
-        await _client_of(self._st).wait(self._st)
-        return self
+        if self._st.status not in _FINISHED:
+            raise asyncio.InvalidStateError(f'{self!r} has not finished: `await` it to wait')
+        return self.check_result()
 
     async def result(self):
         """Fetch the task's return value (once; later calls return the cached value).
@@ -147,13 +171,14 @@ class TaskProxy:
 
     @property
     def init_future(self):
-        """asyncio.Future: resolves (to ``self``) once the call has been handed to the transport.
+        """asyncio.Future: resolves to ``self`` once the call has reached its worker.
 
-        Calls are submitted eagerly, so it is already resolved when the proxy is returned.
+        The same as :meth:`init`, as a future made on the running event loop at first access.
         """
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(self)
-        return future
+        state = self._st
+        if state.init_future is None:
+            state.init_future = asyncio.ensure_future(self.init())
+        return state.init_future
 
     def add_done_callback(self, fn):
         """Call ``fn(self)`` on the current event loop when the task finishes (well or not).
@@ -184,22 +209,68 @@ class TaskProxy:
             raise error
         return self._st.status is TaskStatus.DONE
 
-    def size(self, pending=False):
-        """Bytes of the call's serialised arguments (in band and out of band).
+    async def size(self, pending=False):
+        """Size of the task's result in bytes, as it would travel (pickled, buffers included).
+
+        Waits for the task to finish; asks its worker (the value itself is not moved).
 
         Parameters
         ----------
         pending : bool
-            If true, count only while the task has not finished (0 after).
+            If true, 0 when the result has already been fetched to this rank.
 
         Returns
         -------
         int
             Size in bytes.
+
+        Raises
+        ------
+        Exception
+            The remote exception if the task failed.
         """
-        if pending and self._st.status in (TaskStatus.DONE, TaskStatus.FAILED):
-            return 0
-        return self._st.nbytes
+        return await _client_of(self._st).result_size(self._st, Select.WHOLE, pending)
+
+    @property
+    def events(self):
+        """list of tuple: ``(time, kind, name, data)`` records added here with :meth:`add_event`
+        (kind ``'event'``) and :meth:`add_profile` (kind ``'profile'``); time in s since the epoch."""
+        return list(self._st.events or ())
+
+    def add_event(self, name, **data):
+        """Attach a named event to the task (appears in its timeline).
+
+        Parameters
+        ----------
+        name : str
+            Name of the event.
+        **data
+            Anything picklable to record with it.
+        """
+        self._record('event', name, data)
+
+    def add_profile(self, profile, **data):
+        """Attach a profiling record to the task (appears in its timeline).
+
+        Parameters
+        ----------
+        profile : object
+            The profile (a name, or a profiler's output).
+        **data
+            Anything picklable to record with it.
+        """
+        self._record('profile', profile, data)
+
+    def _record(self, kind, name, data):
+        state = self._st
+        if state.events is None:
+            state.events = []
+        state.events.append((time.time(), kind, name, data))
+
+    @staticmethod
+    def remote_cls():
+        """type: the class of this proxy's remote side, :class:`Task`."""
+        return Task
 
     # -- references ------------------------------------------------------------------------------
 
@@ -227,8 +298,14 @@ class TaskProxy:
         """Mark the task finished successfully (used by the runtime)."""
         self.set_result(None)
 
-    def deregister_runtime(self):
-        """Give up this proxy's hold on the result now: it is freed once the task finishes."""
+    def deregister_runtime(self, uid=None):
+        """Give up this proxy's hold on the result now: it is freed once the task finishes.
+
+        Parameters
+        ----------
+        uid : str, optional
+            Accepted for Mosaic compatibility (the runtime whose hold is given up: this one).
+        """
         _client_of(self._st).release(self._st)
 
     def __del__(self):

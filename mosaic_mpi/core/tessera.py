@@ -7,11 +7,13 @@ the object on a worker and returns a :class:`TesseraProxy` (or, with ``len=N``, 
 :class:`ArrayProxy`).
 """
 
+import asyncio
 import inspect
 import sys
 
 from .. import context
 from ..messages import Op
+from .status import TaskStatus
 
 __all__ = ['tessera', 'TesseraClass', 'TesseraProxy', 'ArrayProxy', 'TaskArray']
 
@@ -132,7 +134,8 @@ class TesseraClass:
             ranks = [client.placement.rank_of(where)] * count
         else:
             ranks = client.placement.member_ranks(count)
-        return ArrayProxy([self._create(client, rank, args, kwargs) for rank in ranks])
+        return ArrayProxy([self._create(client, rank, args, kwargs) for rank in ranks],
+                          uid=f'array-{self.__name__.lower()}-{client.new_id()}')
 
     def _create(self, client, rank, args, kwargs):
         tessera_id, init = client.submit_create(self, self.__name__, args, dict(kwargs), rank)
@@ -163,6 +166,12 @@ def _find_method(cls, name):
     if isinstance(attr, property) or not callable(attr):
         return False
     return True
+
+
+def _defines(cls, name):
+    """Whether the user's class (not ``object`` or a metaclass) defines ``name``."""
+    cls = getattr(cls, '__wrapped__', cls)
+    return isinstance(cls, type) and any(name in vars(k) for k in cls.__mro__ if k is not object)
 
 
 class TesseraProxy:
@@ -204,6 +213,27 @@ class TesseraProxy:
         """TaskProxy or None: the construction task (``None`` for a proxy received by pickle)."""
         return self._init
 
+    @property
+    def state(self):
+        """str: ``'pending'`` until built, then ``'listening'`` (``'failed'`` if the constructor
+        raised), as Mosaic names them."""
+        if self._init is None:
+            return 'listening'
+        status = self._init.state
+        if status is TaskStatus.DONE:
+            return 'listening'
+        return 'failed' if status is TaskStatus.FAILED else 'pending'
+
+    @property
+    def init_future(self):
+        """asyncio.Future: resolves to the construction's task proxy once the tessera is built
+        (raises the constructor's exception if it failed)."""
+        if self._init is None:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+        return self._init.done_future
+
     def __await__(self):
         return self._wait().__await__()
 
@@ -211,6 +241,26 @@ class TesseraProxy:
         if self._init is not None:
             await self._init
         return self
+
+    def __call__(self, *args, **kwargs):
+        """``p(*args)`` calls the remote object's ``__call__`` (Stride's operators rely on it).
+
+        Raises
+        ------
+        TypeError
+            If the class defines no ``__call__``.
+        """
+        if not _defines(self._cls, '__call__'):
+            raise TypeError(f'{self._name} objects are not callable (the class defines no '
+                            f'__call__)')
+        return self._submit(Op.CALL, '__call__', args, kwargs)
+
+    def __getitem__(self, name):
+        """``p['name']`` is ``p.name`` (Mosaic's spelling)."""
+        if not isinstance(name, str):
+            raise TypeError(f'tessera proxies are indexed by attribute name, not '
+                            f'{type(name).__name__}')
+        return getattr(self, name)
 
     def _submit(self, op, name, args, kwargs):
         client = context.require().client
@@ -317,18 +367,41 @@ class ArrayProxy:
     """An array of tesserae of one class (``Cls.remote(..., len=N)``).
 
     ``arr[i]`` is member i (on worker i mod W); ``arr.method(...)`` calls every member and returns a
-    :class:`TaskArray`; with ``runtime=worker`` only the members on that worker are called;
-    ``await arr.attr`` is the list of the members' values; ``await arr`` waits for construction.
+    :class:`TaskArray`; with ``runtime=worker`` only the member on that worker is called and its
+    :class:`TaskProxy` returned (Stride's ``pde(..., runtime=worker)``); ``arr(...)`` calls
+    ``__call__`` likewise; ``await arr.attr`` is the list of the members' values;
+    ``await arr`` waits for construction.
+
+    Parameters
+    ----------
+    proxies : list of TesseraProxy
+        The members, in order.
+    uid : str
+        The array's id.
     """
 
     type = 'array_proxy'
 
-    def __init__(self, proxies):
+    def __init__(self, proxies, uid=None):
         object.__setattr__(self, '_proxies', list(proxies))
+        object.__setattr__(self, '_uid', uid)
 
     def __setattr__(self, name, value):
         raise AttributeError(f'cannot assign to an attribute of remote tesserae: use '
-                             f'`await member.set_attr({name!r}, value)` on each member')
+                             f'`await array.set_attr({name!r}, value)`')
+
+    @property
+    def uid(self):
+        """str: the array's id, ``array-<class>-<first member's id>`` unless given."""
+        if self._uid is not None:
+            return self._uid
+        first = self._proxies[0]
+        return f'array-{first._name.lower()}-{first._tid}'
+
+    @property
+    def runtime_id(self):
+        """list of str: uid of the worker hosting each member."""
+        return [p.runtime_id for p in self._proxies]
 
     def __len__(self):
         return len(self._proxies)
@@ -355,6 +428,57 @@ class ArrayProxy:
             return _ArrayMethod(self, name)
         return _ArrayAttribute(self, name)
 
+    def __call__(self, *args, **kwargs):
+        """Call ``__call__`` on every member (or, with ``runtime=``, on the one there)."""
+        if not _defines(self._proxies[0]._cls, '__call__'):
+            raise TypeError(f'{self._proxies[0]._name} objects are not callable')
+        return _ArrayMethod(self, '__call__')(*args, **kwargs)
+
+    def member_on(self, where):
+        """The member living on a worker (the first one, if several do).
+
+        Parameters
+        ----------
+        where : WorkerHandle, str or int
+            A worker handle, uid (``'worker:2'``) or rank.
+
+        Returns
+        -------
+        TesseraProxy
+
+        Raises
+        ------
+        ValueError
+            If ``where`` names no worker, or no member lives there.
+        """
+        rank = context.require().client.placement.rank_of(where)
+        for proxy in self._proxies:
+            if proxy._rank == rank:
+                return proxy
+        raise ValueError(f'no member of this array of {len(self)} {self._proxies[0]._name} lives '
+                         f'on worker:{rank} (members are on '
+                         f'{", ".join(sorted(set(self.runtime_id)))})')
+
+    def get_attr(self, name):
+        """Fetch the attribute ``name`` of every member.
+
+        Returns
+        -------
+        coroutine
+            Resolves to the list of the members' values, in member order.
+        """
+        return _ArrayAttribute(self, name)._values()
+
+    async def set_attr(self, name, value):
+        """Set the attribute ``name`` on every member and wait until all are set.
+
+        Returns
+        -------
+        TaskArray
+            The members' finished write tasks.
+        """
+        return await TaskArray(p.set_attr(name, value) for p in self._proxies)
+
     def __repr__(self):
         return f'<ArrayProxy of {len(self)} {self._proxies[0]._name}>'
 
@@ -368,13 +492,10 @@ class _ArrayMethod:
 
     def __call__(self, *args, **kwargs):
         where = kwargs.pop('runtime', None)
-        members = self._array._proxies
         if where is not None:
-            rank = context.require().client.placement.rank_of(where)
-            members = [p for p in members if p._rank == rank]
-            if not members:
-                raise ValueError(f'no member of this array lives on worker:{rank}')
-        return TaskArray(p._submit(Op.CALL, self._name, args, kwargs) for p in members)
+            return self._array.member_on(where)._submit(Op.CALL, self._name, args, kwargs)
+        return TaskArray(p._submit(Op.CALL, self._name, args, kwargs)
+                         for p in self._array._proxies)
 
 
 class _ArrayAttribute:

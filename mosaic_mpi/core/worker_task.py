@@ -3,11 +3,39 @@
 """
 
 import asyncio
+import contextvars
 import time
 
+from .. import context
 from .status import TaskStatus
 
-__all__ = ['Task']
+__all__ = ['Task', 'current_task']
+
+_CURRENT = contextvars.ContextVar('mosaic_mpi_current_task', default=None)
+
+
+def current_task():
+    """The worker-side :class:`Task` whose method is running (in that method's code).
+
+    A method reaches its own task this way, for instance to attach timeline events:
+    ``mosaic.current_task().add_event('converged', iterations=12)``.
+
+    Returns
+    -------
+    Task or None
+        ``None`` outside a tessera's method.
+    """
+    return _CURRENT.get()
+
+
+def set_current_task(task):
+    """Make ``task`` current in this context (the worker, around a method); returns a token."""
+    return _CURRENT.set(task)
+
+
+def reset_current_task(token):
+    """Undo :func:`set_current_task`."""
+    _CURRENT.reset(token)
 
 
 class Task:
@@ -34,7 +62,6 @@ class Task:
         self.tessera_id = tessera_id
         self.sender = sender
         self.method = method
-        self.is_remote = sender != local_rank
         self.status = TaskStatus.PENDING
         self.collectable = True
         self.events = None
@@ -48,10 +75,23 @@ class Task:
         self._on_ready = None
         self._on_finish = None
 
+    is_remote = True    #: the worker's side of a call (Mosaic's name)
+
     @property
     def sender_id(self):
         """str: uid of the caller: ``'head'`` or ``'worker:N'``."""
         return 'head' if self.sender == 0 else f'worker:{self.sender}'
+
+    @property
+    def remote_runtime(self):
+        """WorkerHandle: the runtime that made the call (the head's handle is ``('head', 0)``)."""
+        return context.require().client.handle_of(self.sender)
+
+    @staticmethod
+    def remote_cls():
+        """type: the class of this task's remote side (the caller's ``TaskProxy``)."""
+        from .task import TaskProxy
+        return TaskProxy
 
     # -- arguments ---------------------------------------------------------------------------------
 
@@ -162,16 +202,37 @@ class Task:
         return self.status is TaskStatus.DONE
 
     def add_event(self, name, **data):
-        """Record a timeline event ``(wall time in s since the epoch, name, data)`` in ``events``."""
+        """Attach a named event to the task: ``(time, 'event', name, data)`` in ``events``.
+
+        Parameters
+        ----------
+        name : str
+            Name of the event.
+        **data
+            Anything picklable to record with it. Time is in s since the epoch.
+        """
         if self.events is None:
             self.events = []
-        self.events.append((time.time(), name, data))
+        self.events.append((time.time(), 'event', name, data))
 
-    def add_profile(self, name, **data):
-        """Record a profiling sample ``(wall time in s since the epoch, name, data)`` in ``profile``."""
+    def add_profile(self, profile, **data):
+        """Attach a profiling record to the task: ``(time, 'profile', profile, data)`` in
+        ``events`` (and in ``profile``).
+
+        Parameters
+        ----------
+        profile : object
+            The profile (a name, or a profiler's output).
+        **data
+            Anything picklable to record with it.
+        """
+        if self.events is None:
+            self.events = []
+        record = (time.time(), 'profile', profile, data)
+        self.events.append(record)
         if self.profile is None:
             self.profile = []
-        self.profile.append((time.time(), name, data))
+        self.profile.append(record)
 
     def __repr__(self):
         return f'<Task {self.method} task={self.uid} from {self.sender_id} {self.status.value}>'

@@ -15,9 +15,10 @@ import warnings
 from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..errors import SerialisationError
-from ..messages import make_id, Call, CreateTessera, Dependency, Drop, Fetch, Select
+from ..messages import make_id, Ask, Call, CreateTessera, Dependency, Drop, Fetch, Query, Select
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import unpack_error
+from .placement import WorkerHandle
 
 __all__ = ['Client', 'LoopBridge', 'Requests']
 
@@ -136,6 +137,7 @@ class Client:
         self._tasks = {}
         self._counter = itertools.count(1)
         self.outstanding = 0
+        self.submitted = 0              # tasks submitted by this rank so far (barrier waves)
         self.closed = False
         self._drops = {}                # owner rank -> ids of freed results not yet dropped
         self._drops_since = 0.0         # when the oldest of them was freed
@@ -152,6 +154,12 @@ class Client:
             if worker.rank == rank:
                 return worker
         raise ValueError(f'no worker:{rank}')
+
+    def handle_of(self, rank):
+        """The handle of ``rank``: the head's is ``WorkerHandle('head', 0)``."""
+        if rank == 0:
+            return WorkerHandle('head', 0)
+        return self.worker_handle(rank)
 
     def _serialise_call(self, label, args, kwargs):
         if not args and not kwargs:
@@ -191,6 +199,7 @@ class Client:
         with self._lock:
             self._tasks[state.task_id] = state
             self.outstanding += 1
+            self.submitted += 1
 
     def submit_create(self, cls, name, args, kwargs, rank):
         """Build a tessera of ``cls`` on worker ``rank``.
@@ -303,6 +312,56 @@ class Client:
             request_id = self._requests.new(lambda record: self._on_value(state, selector, record))
             self._transport.send(state.owner, Fetch(request_id, state.task_id, selector, self.rank))
         return await future
+
+    async def ask(self, rank, kind, task_id=0, selector=Select.WHOLE):
+        """Send a :class:`~mosaic_mpi.messages.Query` to ``rank`` and return its answer.
+
+        Parameters
+        ----------
+        rank : int
+            The rank to ask (a task's owner, or any rank for ``Ask.BARRIER``).
+        kind : Ask
+            The question.
+        task_id : int
+            The task it is about (0 for ``Ask.BARRIER``).
+        selector : Select, int or str
+            Part of the result (``Ask.SIZE``).
+
+        Returns
+        -------
+        object
+            The answer (``None`` for ``Ask.INIT``, an int for the others).
+
+        Raises
+        ------
+        Exception
+            The error the rank answered with (the task failed, or has no such output).
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        request_id = self._requests.new(
+            lambda record: self._bridge.resolve(loop, _answer, future, record))
+        self._transport.send(rank, Query(request_id, task_id, kind, selector, self.rank))
+        return await future
+
+    async def registered(self, state):
+        """Wait until the task has reached its worker (returns at once if it is known to)."""
+        if state.registered or state.status in _FINISHED:
+            return
+        await self.ask(state.owner, Ask.INIT, state.task_id)
+        state.registered = True
+
+    async def result_size(self, state, selector, pending=False):
+        """Bytes of (part of) the task's result, serialised, once it has finished.
+
+        With ``pending``, 0 if that part has already been fetched to this rank.
+        """
+        await self.wait(state)
+        if selector is Select.DONE:
+            return 0
+        if pending and state.values is not None and selector in state.values:
+            return 0
+        return await self.ask(state.owner, Ask.SIZE, state.task_id, selector)
 
     def release(self, state):
         """A proxy of the task went away (any thread): free the result once it has finished."""
@@ -430,6 +489,18 @@ class Client:
             return
         for owner, ids in drops.items():
             self._transport.send(owner, Drop(tuple(ids), ()))
+
+
+def _answer(future, record):
+    if future.done():
+        return
+    try:
+        if record.ok:
+            future.set_result(loads(record.payload))
+        else:
+            future.set_exception(unpack_error(record.payload))
+    except Exception as exc:        # an answer that cannot be rebuilt here
+        future.set_exception(exc)
 
 
 def _name_unpicklable(label, args, kwargs, threshold):

@@ -13,8 +13,9 @@ import signal
 import threading
 
 from ..core.task import Task, TaskStatus
+from ..core.worker_task import reset_current_task, set_current_task
 from ..errors import DependencyError
-from ..messages import Completed, Fetch, Op, Select, Stopped, Value
+from ..messages import Ask, Completed, Fetch, Op, Select, Stopped, Value
 from ..serialisation import dumps, loads
 from .failures import pack_error, unpack_error
 from .warehouse import Entry, select
@@ -78,6 +79,7 @@ class TesseraHost:
         worker = self.worker
         task.status = TaskStatus.RUNNING
         worker.in_user_code = True      # before the check: a Stop arriving now interrupts us
+        token = set_current_task(task)
         try:
             if worker.stop_code is not None:    # the run failed: run no more user code
                 return
@@ -100,6 +102,7 @@ class TesseraHost:
             return
         finally:
             worker.in_user_code = False
+            reset_current_task(token)
         if value is not None and inspect.isawaitable(value):
             self.busy = True
             self.worker.loop.create_task(self._await(task, value))
@@ -107,6 +110,7 @@ class TesseraHost:
             task.set_result(value)
 
     async def _await(self, task, awaitable):
+        set_current_task(task)          # in this coroutine's own context
         try:
             self.worker.in_user_code = True
             value = await awaitable
@@ -189,6 +193,29 @@ class Worker:
     def on_fetch(self, source, record):
         """Answer a fetch once the task's outcome is stored here."""
         self.warehouse.subscribe(record.task_id, lambda entry: self._answer(record, entry))
+
+    def on_query(self, source, record):
+        """Answer ``Ask.INIT`` once the task has been queued, ``Ask.SIZE`` once it is done."""
+        if record.kind is Ask.SIZE:
+            self.warehouse.subscribe(record.task_id, lambda entry: self._answer_size(record, entry))
+        else:
+            # On the loop, after the records that came before (the call itself among them).
+            self.bridge.post(self.loop, self._reply, record, True, None)
+
+    def _answer_size(self, record, entry):
+        if not entry.ok:
+            self._reply(record, False, entry.error)
+            return
+        try:
+            size = dumps(select(entry.value, record.selector), self.threshold, lock=False).nbytes
+        except Exception as exc:
+            self._reply(record, False, pack_error(exc, ''))
+            return
+        self._reply(record, True, size)
+
+    def _reply(self, record, ok, value):
+        payload = value if not ok else dumps(value, lock=False)
+        self.transport.send(record.requester, Value(record.request_id, ok, payload))
 
     def on_drop(self, source, record):
         """Free results nobody refers to any more."""
