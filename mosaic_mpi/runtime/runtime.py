@@ -12,7 +12,8 @@ import sys
 import threading
 
 from ..comms import Transport, abort_world, mpi_world
-from ..messages import Call, Completed, CreateTessera, Drop, Fetch, Stop, Stopped, Value
+from ..messages import Ask, Call, Completed, CreateTessera, Drop, Fetch, Query, Stop, Stopped, Value
+from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
 from .placement import RoundRobin, WorkerHandle
@@ -74,6 +75,7 @@ class Runtime:
         self.client = Client(self.rank, self.transport, self.bridge, self.requests,
                              RoundRobin(self.workers), config.oob_threshold)
         self.worker = None
+        self._in_async_for = False
         self._stopped_acks = set()
         self._all_stopped = threading.Event()
         self.running = True
@@ -85,7 +87,8 @@ class Runtime:
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
                           Call: self.worker.on_call, Stop: self.worker.on_stop,
-                          Fetch: self.worker.on_fetch, Drop: self.worker.on_drop})
+                          Fetch: self.worker.on_fetch, Drop: self.worker.on_drop,
+                          Query: self._on_query})
         self._table = table
         self.transport.add_idle_hook(self.client.flush_drops)
         self.transport.start()
@@ -107,6 +110,12 @@ class Runtime:
     def _on_value(self, source, record):
         self.requests.pop(record.request_id)(record)
 
+    def _on_query(self, source, record):
+        if record.kind is Ask.BARRIER:
+            self.bridge.post(self.loop, coordination.answer_barrier, self, record)
+        else:
+            self.worker.on_query(source, record)
+
     def _on_stopped(self, source, record):
         self._stopped_acks.add(record.rank)
         if len(self._stopped_acks) == self.num_workers:
@@ -114,9 +123,33 @@ class Runtime:
 
     # -- head --------------------------------------------------------------------------------------
 
-    async def barrier(self):
-        """Wait until every task this rank submitted so far has finished."""
-        await self.client.barrier()
+    async def barrier(self, timeout=None):
+        """Wait until every task submitted so far has finished (S25).
+
+        On the head: every task submitted by any rank (the head's calls and the workers'
+        actor-to-actor calls), checked in waves (see :mod:`.coordination`); failed tasks count as
+        finished (their errors are not raised here). On a worker: the tasks that worker submitted.
+
+        Parameters
+        ----------
+        timeout : float, optional
+            Seconds to wait at most.
+
+        Raises
+        ------
+        asyncio.TimeoutError
+            If ``timeout`` passed first.
+        """
+        await coordination.barrier(self, timeout)
+
+    def async_for(self, *iterables, safe=True, timeout=None):
+        """Decorator running an ``async def body(worker, *item)`` per item, one item per worker
+        at a time; ``await`` the decorated name for the results (in item order).
+
+        See :func:`mosaic_mpi.runtime.coordination.async_for` for the parameters, the order of
+        results and how errors end the loop.
+        """
+        return coordination.async_for(self, *iterables, safe=safe, timeout=timeout)
 
     def stop(self, code=0, drain=True, timeout=10.0, reason=''):
         """Stop every worker and this rank's transport (head only; idempotent).

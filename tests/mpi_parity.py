@@ -1,0 +1,387 @@
+"""Mosaic parity scenarios, run under a real mpiexec by test_parity_mpi.py: ``python mpi_parity.py CASE``.
+
+The seed API's members (S16), arrays of tesserae (S13), ``barrier`` (S25) and ``async_for``
+(S26). Rank 0 runs ``case_<CASE>(runtime)`` and prints ``CASE <name> PASSED``.
+"""
+
+import asyncio
+import sys
+import time
+import warnings
+
+import numpy as np
+
+import mosaic_mpi as mosaic
+
+
+@mosaic.tessera
+class Probe:
+    def __init__(self, tag=0):
+        self.tag = tag
+        self.naps = 0
+        self.pending = None
+
+    def make(self, array):
+        return array
+
+    def pair(self):
+        return 1, 'b'
+
+    def nap(self, seconds, value=None):
+        time.sleep(seconds)
+        self.naps += 1
+        return value
+
+    def whoami(self):
+        return mosaic.runtime().rank
+
+    def square(self, x, seconds=0.0):
+        time.sleep(seconds)
+        return x * x
+
+    def fail(self, message='boom'):
+        raise ValueError(message)
+
+    def stored(self):
+        return len(mosaic.runtime().warehouse)
+
+    def inspect_task(self, x, k=None):
+        task = mosaic.current_task()
+        task.add_event('inside', step=1)
+        task.add_profile('profile-a', n=2)
+        return dict(type=task.type, is_remote=task.is_remote, sender_id=task.sender_id,
+                    tessera_id=task.tessera_id, remote_runtime=tuple(task.remote_runtime),
+                    remote_cls=task.remote_cls().__name__, collectable=task.collectable,
+                    args=task.args_value(), kwargs=task.kwargs_value(),
+                    check=task.check_result(), events=[e[1:4] for e in task.events],
+                    method=task.method, uid=task.uid, status=task.status.value)
+
+    async def ainspect(self):
+        task = mosaic.current_task()
+        await task.prepare_args()           # arguments are ready: returns at once
+        await asyncio.sleep(0.01)
+        return task is mosaic.current_task(), task.method
+
+    def spawn_on(self, other, seconds):
+        # an actor-to-actor call nobody awaits: the head's barrier must still wait for it
+        self.pending = other.nap(seconds)
+        return True
+
+    def pending_state(self):
+        return self.pending.state.value
+
+    def __call__(self, x):
+        return ('called', x)
+
+
+@mosaic.tessera
+class Plain:
+    def value(self):
+        return 1
+
+
+async def expect(exc_type, awaitable):
+    try:
+        await awaitable
+    except exc_type as exc:
+        return exc
+    raise AssertionError(f'expected {exc_type.__name__}')
+
+
+def expect_now(exc_type, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except exc_type as exc:
+        return exc
+    raise AssertionError(f'expected {exc_type.__name__}')
+
+
+async def eventually(check, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+# -- S16: TaskProxy -------------------------------------------------------------------------------
+
+
+async def case_seed_task_proxy(runtime):
+    s = Probe.remote()
+    await s
+    assert s.state == 'listening'
+    array = np.arange(1000.0)
+    t = s.make(array)
+    assert t.type == 'task_proxy' and t.remote_cls() is mosaic.Task
+    assert t.tessera_id == s.uid and t.runtime_id == s.runtime_id
+    assert t.remote_runtime.uid == s.runtime_id and t.collectable is True
+
+    slow = s.nap(0.5)
+    expect_now(asyncio.InvalidStateError, slow.wait)           # not finished: does not block
+    assert (await slow.init()) is slow                         # registered on its worker
+    future = slow.init_future
+    assert slow.init_future is future and (await future) is slow
+    assert (await slow) is slow and slow.wait() is True and slow.check_result() is True
+
+    await t
+    size = await t.size()
+    assert array.nbytes <= size < array.nbytes + 400, size     # pickled as it would travel
+    assert await t.size(pending=True) == size                  # not fetched here yet
+    assert np.array_equal(await t.result(), array)
+    assert await t.size(pending=True) == 0                     # fetched: nothing pending
+
+    t.add_event('checked', ok=1)
+    t.add_profile('profile-b', x=2)
+    assert [e[1:4] for e in t.events] == [('event', 'checked', {'ok': 1}),
+                                          ('profile', 'profile-b', {'x': 2})]
+    assert all(abs(e[0] - time.time()) < 60 for e in t.events)
+
+    calls = []
+    failing = s.fail('cb')
+    failing.add_done_callback(lambda proxy: calls.append(proxy))
+    await expect(ValueError, failing.done_future)
+    await asyncio.sleep(0.05)
+    assert calls == [failing]                                  # once, after a failure too
+    expect_now(ValueError, failing.wait)
+    expect_now(ValueError, failing.check_result)
+    await expect(ValueError, failing.size())
+
+    # set_result / set_exception / set_done: the runtime's own way to finish a proxy
+    marked = s.nap(0.3)
+    marked.set_exception(KeyError('marked'))
+    expect_now(KeyError, marked.check_result)
+    done_early = s.nap(0.3)
+    done_early.set_done()
+    assert done_early.wait() is True
+    await runtime.barrier()                                    # the real completions are ignored
+    expect_now(KeyError, marked.check_result)
+
+    # deregister_runtime: this proxy gives up its hold, the result is freed on the worker
+    held = s.make(np.ones(10))
+    await held
+    before = await s.stored().result()
+    held.deregister_runtime('head')
+
+    async def freed():
+        return await s.stored().result() < before
+    assert await eventually(freed)
+
+
+# -- S16: the worker-side Task ----------------------------------------------------------------------
+
+
+async def case_seed_worker_task(runtime):
+    assert mosaic.current_task() is None                       # not inside a method
+    s = Probe.remote()
+    info = await s.inspect_task(5, k='v').result()
+    assert info['type'] == 'task' and info['is_remote'] is True
+    assert info['sender_id'] == 'head' and info['remote_runtime'] == ('head', 0)
+    assert info['tessera_id'] == s.uid and info['remote_cls'] == 'TaskProxy'
+    assert info['collectable'] is True and info['method'] == 'inspect_task'
+    assert info['args'] == (5,) and info['kwargs'] == {'k': 'v'}
+    assert info['check'] is False and info['status'] == 'running'     # still running
+    assert info['events'] == [('event', 'inside', {'step': 1}), ('profile', 'profile-a', {'n': 2})]
+    assert await s.ainspect().result() == (True, 'ainspect')           # async methods too
+    # a tessera calling another: the callee's task names the worker that called
+    other = Probe.remote(runtime=runtime.workers[-1])
+    caller = Probe.remote(runtime=runtime.workers[0])
+    await caller
+    assert await caller.spawn_on(other, 0.0).result() is True
+
+
+# -- S16: TaskOutputGenerator, TaskOutput, TaskDone -------------------------------------------------
+
+
+async def case_seed_references(runtime):
+    s = Probe.remote()
+    p = s.pair()
+    out, done = p.outputs[1], p.done
+    for ref in (out, done, p.outputs.done):
+        assert ref.uid == p.uid and ref.runtime_id == p.runtime_id
+        assert ref.tessera_id == p.tessera_id
+    assert (await out) is p and (await done) is p              # await: the task, as in Mosaic
+    assert out.state is mosaic.TaskStatus.DONE and out.wait() is True and done.wait() is True
+    assert (await out.init()) is p and (await done.init_future) is p
+    assert (await out.done_future) is p
+    assert await out.result() == 'b' and await p.outputs[0].result() == 1
+    assert await done.result() is True and await p.outputs.done.result() is True
+    assert await done.size() == 0
+    assert await out.size() > 0
+    assert await out.size(pending=True) == 0                   # fetched above
+    seen = []
+    out.add_done_callback(seen.append)
+    await asyncio.sleep(0.02)
+    assert seen == [p]
+    # built by hand, as Mosaic's classes can be
+    assert await mosaic.TaskOutputGenerator(p)[0].result() == 1
+    assert await mosaic.TaskOutput(1, p).result() == 'b'
+    assert await mosaic.TaskDone(p).result() is True
+    failed = s.fail('upstream')
+    await expect(ValueError, failed.done.result())
+    await expect(ValueError, failed.outputs[0].result())
+    await expect(IndexError, s.pair().outputs[5].size())
+
+
+# -- S13: arrays of tesserae --------------------------------------------------------------------------
+
+
+async def case_arrays(runtime):
+    workers = runtime.workers
+    n = len(workers) + 1
+    arr = Probe.remote(n, len=n)
+    assert (await arr) is arr
+    assert arr.runtime_id == [w.uid for w in workers] + [workers[0].uid]
+    assert arr.uid.startswith('array-probe-') and len(arr) == n
+    assert isinstance(arr[1], mosaic.TesseraProxy) and arr[1].runtime_id == workers[1 % len(workers)].uid
+    tasks = await arr.whoami()                                 # every member; the finished proxies
+    assert isinstance(tasks, mosaic.TaskArray) and all(t.wait() for t in tasks)
+    assert [await t.result() for t in tasks] == [w.rank for w in workers] + [workers[0].rank]
+    single = arr.whoami(runtime=workers[-1])                   # the member on that worker only
+    assert isinstance(single, mosaic.TaskProxy) and await single.result() == workers[-1].rank
+    assert await arr.square(3, runtime=workers[0].uid).result() == 9
+    expect_now(ValueError, arr.whoami, runtime='worker:99')
+    if len(workers) >= 2:
+        lone = Probe.remote(len=1)                             # lives on the first worker only
+        error = expect_now(ValueError, lone.whoami, runtime=workers[1])
+        assert 'no member' in str(error)
+    assert await arr.tag == [n] * n
+    await arr.set_attr('tag', 7)
+    assert await arr.tag == [7] * n and await arr.get_attr('tag') == [7] * n
+    called = await arr(4)                                      # __call__ on every member
+    assert [await t.result() for t in called] == [('called', 4)] * n
+    assert await arr(5, runtime=workers[0]).result() == ('called', 5)
+    # a single tessera: p(...) calls __call__, p['name'] is p.name
+    p = Probe.remote()
+    assert await p(2).result() == ('called', 2)
+    assert await p['whoami']().result() in [w.rank for w in workers]
+    expect_now(TypeError, Plain.remote(), 1)
+
+
+# -- S25: barrier --------------------------------------------------------------------------------------
+
+
+async def case_barrier_covers_actor_calls(runtime):
+    a = Probe.remote(runtime=runtime.workers[0])
+    b = Probe.remote(runtime=runtime.workers[-1])
+    assert await a.spawn_on(b, 1.5).result() is True           # b.nap(1.5) submitted by a
+    assert await a.pending_state().result() == 'pending'       # still running on b
+    await runtime.barrier()
+    assert await a.pending_state().result() == 'done'          # the head's barrier waited for it
+    assert await b.naps == 1
+    long = a.nap(1.0)
+    await expect(asyncio.TimeoutError, runtime.barrier(timeout=0.1))
+    await runtime.barrier()
+    assert long.wait() is True
+
+
+# -- S26: async_for ------------------------------------------------------------------------------------
+
+
+async def case_async_for(runtime):
+    workers = runtime.workers
+    team = Probe.remote(len=len(workers))
+    busy = {w.uid: 0 for w in workers}
+    used = set()
+
+    @runtime.async_for(range(6))
+    async def loop(worker, shot):
+        busy[worker.uid] += 1
+        assert busy[worker.uid] == 1, 'two items on one worker at once'
+        used.add(worker.uid)
+        try:
+            return await team.square(shot, 0.05, runtime=worker).result()
+        finally:
+            busy[worker.uid] -= 1
+
+    assert await loop == [i * i for i in range(6)]             # in item order
+    assert used == set(busy)                                   # every worker took items
+
+    @runtime.async_for(range(3), 'abc')
+    async def zipped(worker, i, c):
+        return f'{i}{c}'
+    assert await zipped == ['0a', '1b', '2c']
+
+    @runtime.async_for([])
+    async def empty(worker, item):
+        raise AssertionError('no item')
+    assert await empty == []
+
+    # an exception: raised once the running items have finished; no new item starts
+    running = [0]
+    finished = []
+
+    @runtime.async_for(range(8))
+    async def failing(worker, i):
+        running[0] += 1
+        try:
+            await team.nap(0.05, runtime=worker)
+            if i == 1:
+                raise KeyError('item 1')
+            finished.append(i)
+            return i
+        finally:
+            running[0] -= 1
+    await expect(KeyError, failing)
+    assert running[0] == 0 and len(finished) < 7
+
+    # nesting is refused with a clear error; the next loop works
+    @runtime.async_for(range(2))
+    async def outer(worker, i):
+        @runtime.async_for(range(2))
+        async def inner(w, j):
+            return j
+        return await inner
+    error = await expect(RuntimeError, outer)
+    assert 'nested' in str(error)
+
+    # safe: an item whose worker is lost is dropped (the worker retired), the rest go on
+    @runtime.async_for(range(4), safe=True)
+    async def lossy(worker, i):
+        if i == 0:
+            raise mosaic.RuntimeDisconnectedError(f'{worker.uid} lost')
+        return i
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        if len(workers) >= 2:
+            assert await lossy == [1, 2, 3]
+            assert any('item 0 dropped' in str(w.message) for w in caught)
+        else:
+            error = await expect(RuntimeError, lossy)
+            assert 'no workers available' in str(error)
+
+    @runtime.async_for(range(2), safe=False)
+    async def unsafe(worker, i):
+        raise mosaic.RuntimeDisconnectedError('lost')
+    await expect(mosaic.RuntimeDisconnectedError, unsafe)
+
+    @runtime.async_for(range(2), timeout=0.2)
+    async def slow(worker, i):
+        await asyncio.sleep(5)
+    await expect(asyncio.TimeoutError, slow)
+
+    @runtime.async_for(range(4))
+    async def after(worker, i):
+        return await team.square(i, runtime=worker).result()
+    assert await after == [0, 1, 4, 9]
+
+    try:
+        runtime.async_for(range(2))(lambda worker, i: i)
+    except TypeError:
+        pass
+    else:
+        raise AssertionError('a plain function body should be refused')
+
+
+CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
+
+
+async def main(runtime):
+    name = sys.argv[1]
+    await CASES[name](runtime)
+    print(f'CASE {name} PASSED', flush=True)
+
+
+if __name__ == '__main__':
+    mosaic.run(main)

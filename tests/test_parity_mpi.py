@@ -1,0 +1,19 @@
+"""Mosaic parity under a real mpiexec: every scenario of mpi_parity.py on 2 and 3 ranks."""
+
+import importlib.util
+
+import pytest
+
+from conftest import HERE, run_mpi
+
+_spec = importlib.util.spec_from_file_location('mpi_parity', HERE / 'mpi_parity.py')
+_cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_cases)
+
+
+@pytest.mark.parametrize('n', [2, 3])
+@pytest.mark.parametrize('case', sorted(_cases.CASES))
+def test_case(case, n):
+    result = run_mpi([HERE / 'mpi_parity.py', case], n=n)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'CASE {case} PASSED' in result.stdout, result.stdout + result.stderr
