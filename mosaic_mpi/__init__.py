@@ -17,7 +17,9 @@ Use it as ``import mosaic_mpi as mosaic``::
 
 import logging as _logging
 
+from . import context as _context
 from .api import run, init, stop, runtime, gather
+from .logs import logger
 from .core.task import (TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, TaskStatus, Task,
                         current_task)
 from .core.tessera import tessera, TesseraProxy, ArrayProxy, TaskArray
@@ -26,10 +28,23 @@ from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
 
 __version__ = '0.1.0'
 
-__all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'tessera', 'TesseraProxy', 'ArrayProxy',
+__all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'logger', 'tessera', 'TesseraProxy', 'ArrayProxy',
            'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
            'Task', 'current_task', 'MosaicError', 'RemoteError', 'RemoteTraceback',
            'DependencyError', 'SerialisationError', 'RuntimeNotRunning',
            'RuntimeDisconnectedError', '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())
+
+
+def __getattr__(name):
+    # As in Mosaic, other names are looked up on the running runtime: mosaic.num_workers,
+    # mosaic.get_workers(), mosaic.get_event_loop(), ...
+    current = _context.current()
+    if current is not None and not name.startswith('_'):
+        try:
+            return getattr(current, name)
+        except AttributeError:
+            pass
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}'
+                         + ('' if current is not None else ' (and no runtime is running)'))

@@ -21,7 +21,7 @@ from typing import NamedTuple, Any, Optional, Tuple
 
 from .serialisation import Payload
 
-__all__ = ['make_id', 'id_rank', 'Op', 'Select', 'Ask', 'Dependency', 'CreateTessera', 'Call',
+__all__ = ['make_id', 'id_rank', 'anonymous_tessera_id', 'Op', 'Select', 'Ask', 'Dependency', 'CreateTessera', 'Call',
            'Completed', 'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'Query', 'pack', 'unpack']
 
 _ID_BITS = 40
@@ -30,6 +30,14 @@ _ID_BITS = 40
 def make_id(rank, n):
     """Globally unique id of the ``n``-th object made by ``rank``."""
     return (rank << _ID_BITS) | n
+
+
+def anonymous_tessera_id(rank):
+    """Id of the anonymous tessera each worker hosts (``t.remote.<name>()`` runs there).
+
+    Ids a rank makes count from 1, so ``n = 0`` is free for it.
+    """
+    return make_id(rank, 0)
 
 
 def id_rank(uid):

@@ -169,6 +169,24 @@ async def case_seed_task_proxy(runtime):
     assert await eventually(freed)
 
 
+# -- the module forwards names to the runtime, as Mosaic's does ------------------------------------
+
+
+async def case_module_forwarding(runtime):
+    assert mosaic.num_workers == runtime.num_workers
+    assert mosaic.get_workers() == {w.uid: w for w in runtime.workers}
+    assert mosaic.get_worker(runtime.workers[0].uid) is runtime.workers[0]
+    assert mosaic.get_event_loop() is asyncio.get_running_loop()
+    assert mosaic.logger() is runtime.logger and mosaic.is_head is True
+    mosaic.logger().perf('a perf record')
+    try:
+        mosaic.no_such_thing
+    except AttributeError as exc:
+        assert 'no_such_thing' in str(exc)
+    else:
+        raise AssertionError('expected AttributeError')
+
+
 # -- S16: the worker-side Task ----------------------------------------------------------------------
 
 
@@ -222,6 +240,37 @@ async def case_seed_references(runtime):
     await expect(ValueError, failed.done.result())
     await expect(ValueError, failed.outputs[0].result())
     await expect(IndexError, s.pair().outputs[5].size())
+
+
+# -- TaskRemote: t.remote.<name>() runs on the result where it lives --------------------------------
+
+
+class Vector:
+    def __init__(self, values):
+        self.values = list(values)
+
+    def total(self, scale=1):
+        return scale * sum(self.values)
+
+    async def later(self):
+        await asyncio.sleep(0.01)
+        return len(self.values)
+
+
+async def case_task_remote(runtime):
+    s = Probe.remote()
+    big = s.make(np.arange(200000.0))
+    received = runtime.transport.bytes_received
+    assert await big.remote.sum().result() == float(np.arange(200000.0).sum())
+    assert await big.remote.reshape(1000, 200).outputs[0].size() > 0
+    assert runtime.transport.bytes_received - received < 10000      # only the small answers
+    vec = s.make(Vector([1, 2, 3]))
+    assert await vec.remote.total(scale=2).result() == 12
+    assert await vec.remote.later().result() == 3                  # coroutines are awaited
+    await expect(AttributeError, vec.remote.nope().result())
+    await expect(TypeError, vec.remote.values().result())
+    failed = s.fail('upstream')
+    await expect(mosaic.DependencyError, failed.remote.anything().result())
 
 
 # -- S13: arrays of tesserae --------------------------------------------------------------------------

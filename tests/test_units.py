@@ -270,9 +270,20 @@ def test_public_api_list_is_honest():
     for name in mosaic_mpi.__all__:
         assert hasattr(mosaic_mpi, name), name
     public = {n for n in dir(mosaic_mpi) if not n.startswith('_')}
-    modules = {'api', 'comms', 'config', 'context', 'core', 'errors', 'messages', 'runtime',
-               'serialisation'}
+    modules = {'api', 'comms', 'config', 'context', 'core', 'errors', 'logs', 'messages',
+               'runtime', 'serialisation'}
     assert public - set(mosaic_mpi.__all__) - modules == set()
+
+
+def test_logger_has_mosaics_levels_and_works_without_a_runtime(caplog):
+    log = mosaic_mpi.logger()
+    with caplog.at_level(5, logger='mosaic_mpi'):
+        log.perf('figure %d', 3)
+        log.warn('careful')
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [('PERF', 'figure 3'),
+                                                                      ('WARNING', 'careful')]
+    with pytest.raises(AttributeError, match='no runtime is running'):
+        mosaic_mpi.num_workers
 
 
 def test_importing_does_not_start_mpi():

@@ -8,7 +8,7 @@ itself. Re-exported by :mod:`mosaic_mpi.core.task`.
 from .. import context
 from ..messages import Select
 
-__all__ = ['TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'client_of']
+__all__ = ['TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskRemote', 'client_of']
 
 
 def client_of(state):
@@ -215,3 +215,35 @@ class TaskDone(_TaskReference):
 
     def __repr__(self):
         return f'<TaskDone of {self.proxy!r}>'
+
+
+class TaskRemote:
+    """``t.remote.<name>(*args, **kwargs)``: call a method of a task's result where it lives.
+
+    The call runs on the worker that stores the result, against the stored value (it does not
+    move), and returns a new task proxy; ``await t.remote.sum().result()`` fetches only the sum.
+    Stride runs a loss's adjoint next to its data this way.
+
+    Parameters
+    ----------
+    proxy : TaskProxy
+        The task whose result is used.
+    """
+
+    __slots__ = ('_proxy',)
+
+    def __init__(self, proxy):
+        self._proxy = proxy
+
+    def __getattr__(self, name):
+        if name.startswith('__') and name.endswith('__'):
+            raise AttributeError(name)
+        proxy = self._proxy
+
+        def call(*args, **kwargs):
+            return client_of(proxy._st).submit_on_result(proxy, name, args, kwargs)
+        call.__name__ = name
+        return call
+
+    def __repr__(self):
+        return f'<TaskRemote of {self._proxy!r}>'

@@ -17,12 +17,13 @@ import time
 
 from ..messages import Select
 from .state import foreign_state
-from .references import TaskDone, TaskOutput, TaskOutputGenerator, client_of as _client_of
+from .references import (TaskDone, TaskOutput, TaskOutputGenerator, TaskRemote,
+                         client_of as _client_of)
 from .status import TaskStatus
 from .worker_task import Task, current_task
 
-__all__ = ['TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'Task', 'TaskStatus',
-           'current_task']
+__all__ = ['TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskRemote', 'Task',
+           'TaskStatus', 'current_task']
 
 _FINISHED = (TaskStatus.DONE, TaskStatus.FAILED)
 
@@ -283,6 +284,11 @@ class TaskProxy:
     def done(self):
         """TaskDone: a reference to the task's completion (carries no value)."""
         return TaskDone(self)
+
+    @property
+    def remote(self):
+        """TaskRemote: ``t.remote.name(*args)`` calls ``name`` on the result where it is stored."""
+        return TaskRemote(self)
 
     # -- used by the runtime ---------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ import warnings
 from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..errors import SerialisationError
-from ..messages import make_id, Ask, Call, CreateTessera, Dependency, Drop, Fetch, Query, Select
+from ..messages import (make_id, anonymous_tessera_id, Ask, Call, CreateTessera, Dependency, Drop, Fetch, Op, Query,
+                        Select)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import unpack_error
 from .placement import WorkerHandle
@@ -245,6 +246,21 @@ class Client:
         self._transport.send(rank, Call(state.task_id, tessera_id, self.rank, op, method, payload,
                                         deps))
         return TaskProxy(state)
+
+    def submit_on_result(self, proxy, name, args, kwargs):
+        """Run ``name(*args, **kwargs)`` on the task's result where it is stored (``t.remote``).
+
+        The call runs on the owner's anonymous tessera (one at a time per worker, as Mosaic's
+        ``tess-anon``), with the result as its first argument: the value does not move.
+
+        Returns
+        -------
+        TaskProxy
+            The new task; its value is what the method returned (awaited if a coroutine).
+        """
+        owner = proxy._st.owner
+        return self.submit_call(anonymous_tessera_id(owner), owner, 'result', Op.CALL, 'apply',
+                                (proxy, name) + tuple(args), kwargs)
 
     def add_callback(self, state, loop, fn, resolves=False):
         """Run ``fn(state)`` on ``loop`` when the task finishes (now, if it has).

@@ -12,6 +12,7 @@ import sys
 import threading
 
 from ..comms import Transport, abort_world, mpi_world
+from ..logs import MosaicLogger
 from ..messages import Ask, Call, Completed, CreateTessera, Drop, Fetch, Query, Stop, Stopped, Value
 from . import coordination
 from .client import Client, LoopBridge, Requests
@@ -46,8 +47,9 @@ class Runtime:
     comm : mpi4py.MPI.Intracomm
         The communicator the runtime was started on (the application's; the runtime itself talks
         on a private duplicate of it).
-    logger : logging.Logger
-        The ``mosaic_mpi`` logger.
+    logger : MosaicLogger
+        The ``mosaic_mpi`` logger, with Mosaic's ``perf`` and ``warn`` besides the standard
+        methods.
 
     Raises
     ------
@@ -61,7 +63,7 @@ class Runtime:
         if self.comm.Get_size() < 2:
             raise ValueError('mosaic_mpi needs at least 2 ranks (1 head + 1 worker): start the '
                              'script with `mpiexec -n N python script.py`, N >= 2')
-        self.logger = _log
+        self.logger = MosaicLogger(_log)
         self.transport = Transport(self.comm, self._dispatch, max_chunk=config.max_chunk,
                                    spin_time=config.spin_time, max_sleep=config.max_sleep,
                                    buffer_pool=config.buffer_pool)
@@ -98,6 +100,43 @@ class Runtime:
     def is_head(self):
         """bool: whether this rank is the head."""
         return self.rank == 0
+
+    @property
+    def is_worker(self):
+        """bool: whether this rank is a worker."""
+        return self.rank != 0
+
+    def get_event_loop(self):
+        """The event loop this rank's code runs on (the running one; a worker's own loop).
+
+        Returns
+        -------
+        asyncio.AbstractEventLoop
+        """
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            if self.worker is not None:
+                return self.loop
+            raise RuntimeError('no event loop is running on the head: call this from async code '
+                               '(inside main)') from None
+
+    def get_workers(self):
+        """dict: the workers' handles by uid (``'worker:1'`` -> WorkerHandle)."""
+        return {w.uid: w for w in self.workers}
+
+    def get_worker(self, uid):
+        """The handle of the worker ``uid``.
+
+        Raises
+        ------
+        KeyError
+            If there is no such worker.
+        """
+        workers = self.get_workers()
+        if uid not in workers:
+            raise KeyError(f'there is no {uid}; workers are {", ".join(workers)}')
+        return workers[uid]
 
     # -- progress thread -------------------------------------------------------------------------
 

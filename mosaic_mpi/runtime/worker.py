@@ -15,7 +15,7 @@ import threading
 from ..core.task import Task, TaskStatus
 from ..core.worker_task import reset_current_task, set_current_task
 from ..errors import DependencyError
-from ..messages import Ask, Completed, Fetch, Op, Select, Stopped, Value
+from ..messages import Ask, Completed, Fetch, Op, Select, Stopped, Value, anonymous_tessera_id
 from ..serialisation import dumps, loads
 from .failures import pack_error, unpack_error
 from .warehouse import Entry, select
@@ -132,6 +132,25 @@ class TesseraHost:
         task.set_exception(exc)
 
 
+class Anonymous:
+    """The user object of a worker's anonymous tessera (Mosaic's ``tess-anon``)."""
+
+    def apply(self, value, name, *args, **kwargs):
+        """``value.name(*args, **kwargs)``: a method of a task's result, run where it is stored.
+
+        Raises
+        ------
+        AttributeError
+            If the value has no attribute ``name``.
+        TypeError
+            If that attribute is not callable.
+        """
+        method = getattr(value, name)
+        if not callable(method):
+            raise TypeError(f'{type(value).__name__}.{name} is not callable')
+        return method(*args, **kwargs)
+
+
 class Worker:
     """Hosts tesserae on a worker rank.
 
@@ -162,6 +181,9 @@ class Worker:
         self.threshold = oob_threshold
         self.loop = loop
         self.hosts = {}
+        anonymous = TesseraHost(self, anonymous_tessera_id(rank), 'result')
+        anonymous.obj = Anonymous()
+        self.hosts[anonymous.tessera_id] = anonymous
         self.parked = collections.defaultdict(list)
         self.stop_code = None           # set when the head ends a failed run
         self.in_user_code = False       # the main thread is running a method (progress: read)
