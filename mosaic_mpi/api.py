@@ -70,7 +70,7 @@ def init(**config):
         # Ctrl-C while the ranks are still starting: end quietly, as a running rank would.
         _exit_now(130)
     if settings.log_level is not None:
-        _show_logs(settings.log_level, rt.uid)
+        _show_logs(settings.log_level, rt.uid, rt.output is not None)
     context.set_current(rt)
     if rt.is_head:
         _stop_at_exit.install(rt)
@@ -99,13 +99,14 @@ def _retire(rt):
         context.mark_ended()
 
 
-def _show_logs(level, uid):
+def _show_logs(level, uid, prefixed=False):
     logger = logging.getLogger('mosaic_mpi')
     logger.setLevel(str(level).upper())
     if not logging.getLogger().handlers and not any(
             isinstance(h, logging.StreamHandler) for h in logger.handlers):
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f'[{uid}] %(levelname)s %(name)s: %(message)s'))
+        prefix = '' if prefixed else f'[{uid}] '      # worker lines are prefixed already
+        handler.setFormatter(logging.Formatter(f'{prefix}%(levelname)s %(name)s: %(message)s'))
         logger.addHandler(handler)
 
 

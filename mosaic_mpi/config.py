@@ -48,6 +48,10 @@ class Config:
     worker_exit : bool
         Whether a worker rank ends its process (exit code 0) once the head stops the runtime. Set
         it to ``False`` when the runtime is embedded in a larger MPI program whose workers must go on.
+    output_prefix : bool
+        Whether every line a worker writes to its standard output or error (``print``,
+        ``logging``, C extensions) starts with the worker's name, ``[worker:N] ``. The
+        descriptors are redirected, ``sys.stdout`` is not replaced.
     """
 
     comm: object = None
@@ -58,6 +62,7 @@ class Config:
     max_sleep: float = 0.01
     buffer_pool: int = 512 << 20
     worker_exit: bool = True
+    output_prefix: bool = True
 
     def __post_init__(self):
         if self.log_level is not None and str(self.log_level).upper() not in (

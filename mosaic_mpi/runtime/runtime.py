@@ -17,6 +17,7 @@ from ..messages import Ask, Call, Completed, CreateTessera, Drop, Fetch, Query, 
 from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
+from .output import OutputPrefixer
 from .placement import RoundRobin, WorkerHandle
 from .warehouse import Warehouse
 from .worker import Worker
@@ -69,6 +70,10 @@ class Runtime:
                                    buffer_pool=config.buffer_pool)
         self.rank = self.transport.rank
         self.uid = 'head' if self.rank == 0 else f'worker:{self.rank}'
+        self.output = None
+        if self.rank != 0 and config.output_prefix:
+            self.output = OutputPrefixer(self.uid)
+            self.output.start()
         self.workers = [WorkerHandle(f'worker:{r}', r) for r in range(1, self.transport.size)]
         self.num_workers = len(self.workers)
         self.bridge = LoopBridge()
@@ -85,6 +90,7 @@ class Runtime:
             self.loop = new_event_loop(self.transport)
             self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
                                  self.warehouse, config.oob_threshold, self.loop)
+            self.worker.output = self.output
         table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped}
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
@@ -260,6 +266,8 @@ class Runtime:
             clean = self.transport.close(1.0 if interrupted else 10.0)
             self.loop.close()
             _log.debug('%s: stopped', self.uid)
+            if self.output is not None:
+                self.output.stop()
         if interrupted or not clean:
             # Interrupted, or a send to a rank that has already stopped (it can never complete,
             # and MPI_Finalize would wait for it): end the process now rather than hang.

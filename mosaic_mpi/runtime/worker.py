@@ -185,6 +185,7 @@ class Worker:
         anonymous.obj = Anonymous()
         self.hosts[anonymous.tessera_id] = anonymous
         self.parked = collections.defaultdict(list)
+        self.output = None              # the OutputPrefixer of this rank, if any
         self.stop_code = None           # set when the head ends a failed run
         self.in_user_code = False       # the main thread is running a method (progress: read)
         self.stopped = loop.create_future()
@@ -207,6 +208,8 @@ class Worker:
         """
         if record.now:
             self.stop_code = record.code
+            if self.output is not None:
+                self.output.drain(0.5)
             self.transport.send(source, Stopped(self.rank))
             if self.in_user_code:
                 signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
@@ -258,6 +261,8 @@ class Worker:
 
     def _stop(self, source, record):
         if not record.now:
+            if self.output is not None:     # every line out before the head hears we stopped
+                self.output.drain()
             self.transport.send(source, Stopped(self.rank))
         if not self.stopped.done():
             self.stopped.set_result(record.code)
