@@ -48,6 +48,9 @@ class Config:
     worker_exit : bool
         Whether a worker rank ends its process (exit code 0) once the head stops the runtime. Set
         it to ``False`` when the runtime is embedded in a larger MPI program whose workers must go on.
+    trace : str or None
+        Path of a task timeline to write at the end of the run (Chrome Trace Event JSON; see
+        :mod:`mosaic_mpi.runtime.timeline`). ``None``: no tracing (nothing recorded).
     output_prefix : bool
         Whether every line a worker writes to its standard output or error (``print``,
         ``logging``, C extensions) starts with the worker's name, ``[worker:N] ``. The
@@ -63,6 +66,7 @@ class Config:
     buffer_pool: int = 512 << 20
     worker_exit: bool = True
     output_prefix: bool = True
+    trace: object = None
 
     def __post_init__(self):
         if self.log_level is not None and str(self.log_level).upper() not in (

@@ -70,6 +70,8 @@ class Ask(enum.IntEnum):
     INIT = 0       #: whether a task has reached its worker (answered once it has)
     SIZE = 1       #: the size in bytes of (part of) a task's result, once it is done
     BARRIER = 2    #: how many tasks the rank has submitted, once all of them have finished
+    CLOCK = 3      #: the rank's wall clock (``time.time()``), at once
+    TRACE = 4      #: the rank's task timeline records (tracing on)
 
 
 class Dependency(NamedTuple):

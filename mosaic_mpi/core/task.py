@@ -266,7 +266,11 @@ class TaskProxy:
         state = self._st
         if state.events is None:
             state.events = []
-        state.events.append((time.time(), kind, name, data))
+        now = time.time()
+        state.events.append((now, kind, name, data))
+        timeline = _client_of(state).timeline
+        if timeline is not None:
+            timeline.proxy_events.append((state.task_id, now, kind, str(name), data))
 
     @staticmethod
     def remote_cls():

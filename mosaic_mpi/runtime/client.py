@@ -139,6 +139,7 @@ class Client:
         self._counter = itertools.count(1)
         self.outstanding = 0
         self.submitted = 0              # tasks submitted by this rank so far (barrier waves)
+        self.timeline = None            # a Timeline when tracing
         self.closed = False
         self._drops = {}                # owner rank -> ids of freed results not yet dropped
         self._drops_since = 0.0         # when the oldest of them was freed
@@ -201,6 +202,8 @@ class Client:
             self._tasks[state.task_id] = state
             self.outstanding += 1
             self.submitted += 1
+        if self.timeline is not None:
+            self.timeline.submit(state.task_id)
 
     def submit_create(self, cls, name, args, kwargs, rank):
         """Build a tessera of ``cls`` on worker ``rank``.
@@ -359,6 +362,25 @@ class Client:
             lambda record: self._bridge.resolve(loop, _answer, future, record))
         self._transport.send(rank, Query(request_id, task_id, kind, selector, self.rank))
         return await future
+
+    def ask_blocking(self, rank, kind, timeout=30.0):
+        """:meth:`ask` from synchronous code (no event loop; the progress thread answers).
+
+        Raises
+        ------
+        TimeoutError
+            If no answer came within ``timeout`` seconds.
+        """
+        done = threading.Event()
+        answer = []
+        request_id = self._requests.new(lambda record: (answer.append(record), done.set()))
+        self._transport.send(rank, Query(request_id, 0, kind, Select.WHOLE, self.rank))
+        if not done.wait(timeout):
+            raise TimeoutError(f'rank {rank} did not answer {kind.name} within {timeout:g} s')
+        record = answer[0]
+        if not record.ok:
+            raise unpack_error(record.payload)
+        return loads(record.payload)
 
     async def registered(self, state):
         """Wait until the task has reached its worker (returns at once if it is known to)."""

@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from ..comms import Transport, abort_world, mpi_world
 from ..logs import MosaicLogger
@@ -18,6 +19,7 @@ from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
 from .output import OutputPrefixer
+from .timeline import Timeline, chrome_trace, write_chrome_trace
 from .placement import RoundRobin, WorkerHandle
 from .warehouse import Warehouse
 from .worker import Worker
@@ -91,6 +93,10 @@ class Runtime:
             self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
                                  self.warehouse, config.oob_threshold, self.loop)
             self.worker.output = self.output
+        self.timeline = Timeline(self.rank) if config.trace else None
+        self.client.timeline = self.timeline
+        if self.worker is not None:
+            self.worker.timeline = self.timeline
         table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped}
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
@@ -156,8 +162,14 @@ class Runtime:
         self.requests.pop(record.request_id)(record)
 
     def _on_query(self, source, record):
-        if record.kind is Ask.BARRIER:
+        kind = record.kind
+        if kind is Ask.BARRIER:
             self.bridge.post(self.loop, coordination.answer_barrier, self, record)
+        elif kind is Ask.CLOCK:
+            self.worker.reply(record, True, time.time())
+        elif kind is Ask.TRACE:
+            export = self.timeline.export() if self.timeline is not None else None
+            self.bridge.post(self.loop, self.worker.reply, record, True, export)
         else:
             self.worker.on_query(source, record)
 
@@ -220,6 +232,8 @@ class Runtime:
         if drain:
             _log.debug('head: waiting for %d outstanding tasks', self.client.outstanding)
             self.client.drain()
+        if self.timeline is not None:
+            self._write_trace()
         _log.debug('head: stopping %d workers', self.num_workers)
         self.client.closed = True          # nothing may follow Stop (e.g. late Drops)
         for worker in self.workers:
@@ -236,6 +250,29 @@ class Runtime:
         if not self.transport.close():
             _log.warning('head: the progress thread did not end in time')
         _log.debug('head: stopped')
+
+    def _write_trace(self):
+        """Collect every worker's timeline, on the head's clock, into ``config.trace``."""
+        try:
+            exports, offsets = [self.timeline.export()], {0: 0.0}
+            for worker in self.workers:
+                best = None
+                for _ in range(5):              # the fastest exchange bounds the error best
+                    sent = time.time()
+                    remote = self.client.ask_blocking(worker.rank, Ask.CLOCK)
+                    back = time.time()
+                    if best is None or back - sent < best[0]:
+                        best = (back - sent, remote - (sent + back) / 2)
+                offsets[worker.rank] = best[1]
+                exports.append(self.client.ask_blocking(worker.rank, Ask.TRACE))
+            write_chrome_trace(self.config.trace, chrome_trace([e for e in exports if e],
+                                                               offsets))
+            _log.info('head: task timeline written to %s', self.config.trace)
+        except Exception as exc:            # a trace must not turn a good run into a failed one
+            _log.error('head: could not write the task timeline to %s: %s: %s',
+                       self.config.trace, type(exc).__name__, exc)
+            sys.stderr.write(f'mosaic_mpi: could not write the task timeline to '
+                             f'{self.config.trace}: {type(exc).__name__}: {exc}\n')
 
     # -- worker ------------------------------------------------------------------------------------
 

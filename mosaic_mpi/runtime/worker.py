@@ -78,6 +78,8 @@ class TesseraHost:
             return
         worker = self.worker
         task.status = TaskStatus.RUNNING
+        if worker.timeline is not None:
+            worker.timeline.start(task)
         worker.in_user_code = True      # before the check: a Stop arriving now interrupts us
         token = set_current_task(task)
         try:
@@ -186,6 +188,7 @@ class Worker:
         self.hosts[anonymous.tessera_id] = anonymous
         self.parked = collections.defaultdict(list)
         self.output = None              # the OutputPrefixer of this rank, if any
+        self.timeline = None            # a Timeline when tracing
         self.stop_code = None           # set when the head ends a failed run
         self.in_user_code = False       # the main thread is running a method (progress: read)
         self.stopped = loop.create_future()
@@ -225,20 +228,21 @@ class Worker:
             self.warehouse.subscribe(record.task_id, lambda entry: self._answer_size(record, entry))
         else:
             # On the loop, after the records that came before (the call itself among them).
-            self.bridge.post(self.loop, self._reply, record, True, None)
+            self.bridge.post(self.loop, self.reply, record, True, None)
 
     def _answer_size(self, record, entry):
         if not entry.ok:
-            self._reply(record, False, entry.error)
+            self.reply(record, False, entry.error)
             return
         try:
             size = dumps(select(entry.value, record.selector), self.threshold, lock=False).nbytes
         except Exception as exc:
-            self._reply(record, False, pack_error(exc, ''))
+            self.reply(record, False, pack_error(exc, ''))
             return
-        self._reply(record, True, size)
+        self.reply(record, True, size)
 
-    def _reply(self, record, ok, value):
+    def reply(self, record, ok, value):
+        """Answer a query: ``value`` (pickled here) if ``ok``, else an error Payload."""
         payload = value if not ok else dumps(value, lock=False)
         self.transport.send(record.requester, Value(record.request_id, ok, payload))
 
@@ -255,6 +259,8 @@ class Worker:
                 reply = Value(record.request_id, False, pack_error(exc, ''))
         else:
             reply = Value(record.request_id, False, entry.error)
+        if self.timeline is not None:
+            self.timeline.sent(record.task_id, reply.payload.nbytes)
         self.transport.send(record.requester, reply)
 
     # -- worker loop ---------------------------------------------------------------------------------
@@ -295,6 +301,8 @@ class Worker:
         task.op = op
         task.where = ''
         task.set_finish_callback(self._finished)
+        if self.timeline is not None:
+            self.timeline.arrive(task, payload.nbytes + (prefix[0].nbytes if prefix else 0))
         host = host or self.hosts[record.tessera_id]
         try:
             args, kwargs = loads(payload)
@@ -334,6 +342,8 @@ class Worker:
         task.fill(dep.slot, value, remove=dep.selector is Select.DONE)
 
     def _fill_remote(self, task, dep, record):
+        if self.timeline is not None:
+            self.timeline.fetched(task, record.payload.nbytes)
         if not record.ok:
             self._fail_dep(task, dep, unpack_error(record.payload))
             return
@@ -354,6 +364,9 @@ class Worker:
         task.fail_dependency(error)
 
     def _finished(self, task, value, error):
+        if self.timeline is not None:
+            host = self.hosts.get(task.tessera_id)
+            self.timeline.finish(task, host.name if host is not None else '?', error is not None)
         if error is None:
             self.warehouse.put(task.uid, Entry(True, value, None))
             reply = None
