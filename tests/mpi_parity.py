@@ -347,10 +347,13 @@ async def case_async_for(runtime):
     assert await loop == [i * i for i in range(6)]             # in item order
     assert used == set(busy)                                   # every worker took items
 
-    @runtime.async_for(range(3), 'abc')
+    @runtime.async_for(range(3), 'abc', progress='always')
     async def zipped(worker, i, c):
         return f'{i}{c}'
     assert await zipped == ['0a', '1b', '2c']
+    assert await mosaic.gather([team[0].square(i).result() for i in range(4)],
+                               progress='always') == [0, 1, 4, 9]
+    expect_now(ValueError, runtime.async_for, range(2), progress='sometimes')
 
     @runtime.async_for([])
     async def empty(worker, item):

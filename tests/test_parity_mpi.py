@@ -17,3 +17,11 @@ def test_case(case, n):
     result = run_mpi([HERE / 'mpi_parity.py', case], n=n)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f'CASE {case} PASSED' in result.stdout, result.stdout + result.stderr
+
+
+def test_progress_bars_are_drawn_when_asked():
+    result = run_mpi([HERE / 'mpi_parity.py', 'async_for'], n=2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'zipped: 100%' in result.stderr and '3/3' in result.stderr
+    assert 'gather: 100%' in result.stderr and '4/4' in result.stderr
+    assert 'loop:' not in result.stderr                # progress=False: no bar

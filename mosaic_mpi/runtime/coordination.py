@@ -19,6 +19,7 @@ import warnings
 
 from ..errors import RuntimeDisconnectedError
 from ..messages import Ask, Value
+from ..progress import progress_bar
 from ..serialisation import dumps
 
 __all__ = ['barrier', 'answer_barrier', 'async_for']
@@ -90,14 +91,17 @@ class AsyncFor:
         failing the loop.
     timeout : float or None
         Seconds the whole loop may take.
+    progress : bool or str
+        Progress bar (see :func:`mosaic_mpi.progress.progress_bar`).
     """
 
-    def __init__(self, runtime, body, items, safe, timeout):
+    def __init__(self, runtime, body, items, safe, timeout, progress=False):
         self._runtime = runtime
         self._body = body
         self._items = items
         self._safe = safe
         self._timeout = timeout
+        self._progress = progress
         self._started = False
 
     def __await__(self):
@@ -136,6 +140,8 @@ class AsyncFor:
         dropped = set()
         failures = []
         running = set()
+        bar = progress_bar(len(items), getattr(self._body, '__name__', 'async_for'),
+                           self._progress)
 
         async def run(index, item, worker):
             keep = True
@@ -153,6 +159,8 @@ class AsyncFor:
             except Exception as error:
                 failures.append(error)
             finally:
+                if bar is not None:
+                    bar.update(1)
                 if keep:
                     free.put_nowait(worker)
                 elif alive[0] == 0:
@@ -173,6 +181,8 @@ class AsyncFor:
         finally:
             for task in running:            # cancelled from outside (timeout, Ctrl-C)
                 task.cancel()
+            if bar is not None:
+                bar.close()
         if failures:
             raise failures[0]
         if alive[0] == 0 and dropped:
@@ -180,7 +190,7 @@ class AsyncFor:
         return [r for i, r in enumerate(results) if i not in dropped]
 
 
-def async_for(runtime, *iterables, safe=True, timeout=None):
+def async_for(runtime, *iterables, safe=True, timeout=None, progress=False):
     """Run an async body per item, each item holding one worker while its body runs.
 
     Used as a decorator, as in Stride::
@@ -203,6 +213,9 @@ def async_for(runtime, *iterables, safe=True, timeout=None):
     timeout : float, optional
         Seconds the whole loop may take; then the running bodies are cancelled and
         ``asyncio.TimeoutError`` is raised.
+    progress : bool or str
+        Show a progress bar (tqdm) on the head's standard error as items finish: ``True`` when
+        it is a terminal, ``'always'`` in any case.
 
     Returns
     -------
@@ -218,12 +231,16 @@ def async_for(runtime, *iterables, safe=True, timeout=None):
     RuntimeError
         When awaited, if another ``async_for`` is running (they cannot be nested), or if every
         worker was lost.
+    ValueError
+        If ``progress`` is not ``True``, ``False`` or ``'always'``.
     """
+    if progress not in (False, True, 'always', None):
+        raise ValueError(f"progress must be True, False or 'always', not {progress!r}")
     items = list(zip(*iterables))
 
     def decorate(body):
         if not asyncio.iscoroutinefunction(body):
             raise TypeError(f'async_for decorates an `async def body(worker, *item)`, not '
                             f'{body!r}')
-        return AsyncFor(runtime, body, items, safe, timeout)
+        return AsyncFor(runtime, body, items, safe, timeout, progress)
     return decorate

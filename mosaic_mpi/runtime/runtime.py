@@ -199,14 +199,15 @@ class Runtime:
         """
         await coordination.barrier(self, timeout)
 
-    def async_for(self, *iterables, safe=True, timeout=None):
+    def async_for(self, *iterables, safe=True, timeout=None, progress=False):
         """Decorator running an ``async def body(worker, *item)`` per item, one item per worker
         at a time; ``await`` the decorated name for the results (in item order).
 
         See :func:`mosaic_mpi.runtime.coordination.async_for` for the parameters, the order of
         results and how errors end the loop.
         """
-        return coordination.async_for(self, *iterables, safe=safe, timeout=timeout)
+        return coordination.async_for(self, *iterables, safe=safe, timeout=timeout,
+                                      progress=progress)
 
     def stop(self, code=0, drain=True, timeout=10.0, reason=''):
         """Stop every worker and this rank's transport (head only; idempotent).
