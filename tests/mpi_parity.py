@@ -315,7 +315,8 @@ async def case_barrier_covers_actor_calls(runtime):
     a = Probe.remote(runtime=runtime.workers[0])
     b = Probe.remote(runtime=runtime.workers[-1])
     assert await a.spawn_on(b, 1.5).result() is True           # b.nap(1.5) submitted by a
-    assert await a.pending_state().result() == 'pending'       # still running on b
+    if len(runtime.workers) >= 2:                  # a and b on two workers: a can answer now
+        assert await a.pending_state().result() == 'pending'   # still running on b
     await runtime.barrier()
     assert await a.pending_state().result() == 'done'          # the head's barrier waited for it
     assert await b.naps == 1
