@@ -322,3 +322,37 @@ def test_buffer_pool_reuses_freed_buffers_only():
     held = [pool.take(5 << 20) for _ in range(2)]
     del held
     assert pool.idle_bytes <= 8 << 20                             # capped
+
+
+def test_results_are_stored_as_produced_and_handed_out_as_copies():
+    from mosaic_mpi.runtime.ownership import private, snapshot
+
+    class Holder:
+        def __init__(self):
+            self.total = np.ones(4)
+            self.items = [1]
+
+    holder = Holder()
+
+    def stored(make):
+        value = make()
+        ident = id(value)
+        value = snapshot(value)
+        return value, id(value) == ident
+
+    for make, kept in [(lambda: holder.total * 2, True), (lambda: holder.total, False),
+                       (lambda: holder.total[1:], False), (lambda: np.ones(5)[1:], True),
+                       (lambda: (holder.total, 1), False), (lambda: (np.ones(3), 'a'), True),
+                       (lambda: holder.items, False), (lambda: {'a': np.zeros(2)}, True),
+                       (lambda: {'a': holder.total}, False), (lambda: 7, True)]:
+        value, same = stored(make)
+        assert same is kept, make
+    value, _ = stored(lambda: holder.total)
+    holder.total += 1
+    assert np.array_equal(value, np.ones(4))               # the stored copy did not move
+    array = np.arange(6.0).reshape(2, 3, order='F')
+    copy = private(array)
+    assert copy is not array and np.array_equal(copy, array) and copy.flags.f_contiguous
+    nested = {'x': [np.zeros(2)]}
+    assert private(nested)['x'][0] is not nested['x'][0]
+    assert private((1, 'a')) == (1, 'a') and private(None) is None

@@ -153,6 +153,11 @@ class Task:
         self._ready = asyncio.get_running_loop().create_future()
         await self._ready
 
+    def release_args(self):
+        """Forget the arguments (the call has returned: its values are the method's now)."""
+        self._args = []
+        self._kwargs = {}
+
     def args_value(self):
         """tuple: positional arguments with dependencies filled in and TaskDone slots removed."""
         return tuple(self._args)

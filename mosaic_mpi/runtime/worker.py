@@ -18,6 +18,7 @@ from ..errors import DependencyError
 from ..messages import Ask, Completed, Fetch, Op, Select, Stopped, Value, anonymous_tessera_id
 from ..serialisation import dumps, loads
 from .failures import pack_error, unpack_error
+from .ownership import private, snapshot
 from .warehouse import Entry, select
 
 __all__ = ['Worker', 'TesseraHost']
@@ -109,6 +110,9 @@ class TesseraHost:
             self.busy = True
             self.worker.loop.create_task(self._await(task, value))
         else:
+            del args, kwargs            # only `value` may refer to the result now (snapshot)
+            task.release_args()
+            value = snapshot(value)
             task.set_result(value)
 
     async def _await(self, task, awaitable):
@@ -121,6 +125,9 @@ class TesseraHost:
         except BaseException as exc:
             self._fail(task, exc)
         else:
+            del awaitable
+            task.release_args()
+            value = snapshot(value)
             task.set_result(value)
         finally:
             self.busy = False
@@ -339,6 +346,8 @@ class Worker:
         except (IndexError, KeyError) as exc:
             self._fail_dep(task, dep, exc)
             return
+        if dep.selector is not Select.DONE:
+            value = private(value)      # the consumer's own copy: it may change it in place
         task.fill(dep.slot, value, remove=dep.selector is Select.DONE)
 
     def _fill_remote(self, task, dep, record):
