@@ -98,7 +98,11 @@ class CreateTessera(NamedTuple):
 
 
 class Call(NamedTuple):
-    """Run ``op`` on a tessera; ``payload`` holds ``(args, kwargs)`` with dependency slots empty."""
+    """Run ``op`` on a tessera; ``payload`` holds ``(args, kwargs)`` with dependency slots empty.
+
+    ``retries``: how often a failing call is run again (``max_retries=`` of the call); -1 for
+    the tessera's own ``@tessera(max_retries=N)``.
+    """
     task_id: int
     tessera_id: int
     caller: int
@@ -106,6 +110,7 @@ class Call(NamedTuple):
     method: str
     payload: Any
     deps: Tuple[Dependency, ...]
+    retries: int = -1
 
 
 class Completed(NamedTuple):
@@ -212,15 +217,15 @@ def _create_in(w, incoming):
 
 
 def _call_out(r, buffers, held):
-    task_id, tessera_id, caller, op, method, payload, deps = r
+    task_id, tessera_id, caller, op, method, payload, deps, retries = r
     return (1, task_id, tessera_id, caller, _OP_CODES[op], method, *_put(payload, buffers, held),
-            _deps_out(deps))
+            _deps_out(deps), retries)
 
 
 def _call_in(w, incoming):
-    _, task_id, tessera_id, caller, op, method, data, count, deps = w
+    _, task_id, tessera_id, caller, op, method, data, count, deps, retries = w
     return _new(Call, (task_id, tessera_id, caller, _OPS[op], method,
-                       _take(data, count, incoming), _deps_in(deps)))
+                       _take(data, count, incoming), _deps_in(deps), retries))
 
 
 def _completed_out(r, buffers, held):

@@ -28,7 +28,9 @@ def tessera(cls=None, *, max_retries=0):
     cls : type
         The class.
     max_retries : int
-        Kept for Mosaic compatibility; stored on the class wrapper.
+        How often a failing call (or the constructor) is run again, in place, on the same
+        tessera, before its error is raised (S21); a call's ``max_retries=`` keyword overrides
+        it.
 
     Returns
     -------
@@ -40,6 +42,9 @@ def tessera(cls=None, *, max_retries=0):
     TypeError
         If applied to something that is not a class.
     """
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ValueError(f'max_retries must be an int >= 0, got {max_retries!r}')
+
     def wrap(cls):
         if not isinstance(cls, type):
             raise TypeError(f'@tessera applies to classes, not to {type(cls).__name__}')
@@ -264,7 +269,14 @@ class TesseraProxy:
 
     def _submit(self, op, name, args, kwargs):
         client = context.require().client
-        return client.submit_call(self._tid, self._rank, self._name, op, name, args, kwargs)
+        retries = -1
+        if kwargs and 'max_retries' in kwargs:      # reserved, as in Mosaic (S21)
+            kwargs = dict(kwargs)
+            retries = kwargs.pop('max_retries')
+            if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+                raise ValueError(f'max_retries must be an int >= 0, got {retries!r}')
+        return client.submit_call(self._tid, self._rank, self._name, op, name, args, kwargs,
+                                  retries)
 
     def __getattr__(self, name):
         if name.startswith('__') and name.endswith('__'):

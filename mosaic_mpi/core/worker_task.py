@@ -63,6 +63,7 @@ class Task:
         self.sender = sender
         self.method = method
         self.status = TaskStatus.PENDING
+        self.retries = -1           # max_retries of the call (-1: the tessera's)
         self.collectable = True
         self.events = None
         self.profile = None

@@ -234,8 +234,10 @@ class Client:
                                                  (cls_payload, payload), deps))
         return tessera_id, TaskProxy(state)
 
-    def submit_call(self, tessera_id, rank, name, op, method, args, kwargs):
+    def submit_call(self, tessera_id, rank, name, op, method, args, kwargs, retries=-1):
         """Call ``method`` (or get/set an attribute) on a tessera; returns its TaskProxy at once.
+
+        ``retries``: runs again on failure (``max_retries=``), -1 for the tessera's default.
 
         Raises
         ------
@@ -247,7 +249,7 @@ class Client:
         state = TaskState(self.new_id(), rank, tessera_id, method, label)
         self._register(state, holds, payload)
         self._transport.send(rank, Call(state.task_id, tessera_id, self.rank, op, method, payload,
-                                        deps))
+                                        deps, retries))
         return TaskProxy(state)
 
     def submit_on_result(self, proxy, name, args, kwargs):

@@ -51,6 +51,7 @@ class TesseraHost:
         self.error = None
         self.queue = collections.deque()
         self.busy = False
+        self.max_retries = 0            # the class's @tessera(max_retries=N)
 
     def push(self, task):
         """Queue ``task``; run what can run."""
@@ -81,54 +82,81 @@ class TesseraHost:
         task.status = TaskStatus.RUNNING
         if worker.timeline is not None:
             worker.timeline.start(task)
-        worker.in_user_code = True      # before the check: a Stop arriving now interrupts us
-        token = set_current_task(task)
-        try:
-            if worker.stop_code is not None:    # the run failed: run no more user code
+        attempt = 0
+        while True:
+            worker.in_user_code = True  # before the check: a Stop arriving now interrupts us
+            token = set_current_task(task)
+            try:
+                if worker.stop_code is not None:    # the run failed: run no more user code
+                    return
+                value = self._invoke(task)
+            except _ENDS_THE_WORKER:
+                raise
+            except BaseException as exc:    # sys.exit(), CancelledError, ... fail the call only
+                if self._retry(task, exc, attempt):
+                    attempt += 1
+                    continue
+                self._fail(task, exc)
                 return
-            args, kwargs = task.args_value(), task.kwargs_value()
-            if task.op is None:
-                cls, args = args[0], args[1:]
-                self.obj = getattr(cls, '__wrapped__', cls)(*args, **kwargs)
-                value = None
-            elif task.op is Op.CALL:
-                value = getattr(self.obj, task.method)(*args, **kwargs)
-            elif task.op is Op.GETATTR:
-                value = getattr(self.obj, task.method)
-            else:
-                setattr(self.obj, task.method, args[0])
-                value = None
-        except _ENDS_THE_WORKER:
-            raise
-        except BaseException as exc:    # sys.exit(), CancelledError, ... fail the call only
-            self._fail(task, exc)
-            return
-        finally:
-            worker.in_user_code = False
-            reset_current_task(token)
+            finally:
+                worker.in_user_code = False
+                reset_current_task(token)
+            break
         if value is not None and inspect.isawaitable(value):
             self.busy = True
-            self.worker.loop.create_task(self._await(task, value))
+            self.worker.loop.create_task(self._await(task, value, attempt))
         else:
-            del args, kwargs            # only `value` may refer to the result now (snapshot)
             task.release_args()
-            value = snapshot(value)
+            value = snapshot(value)     # only `value` refers to the result here
             task.set_result(value)
 
-    async def _await(self, task, awaitable):
+    def _invoke(self, task):
+        """Run the task's operation on the user object; returns what it returned."""
+        args, kwargs = task.args_value(), task.kwargs_value()
+        if task.op is None:
+            cls, args = args[0], args[1:]
+            self.max_retries = getattr(cls, 'max_retries', 0) or 0
+            self.obj = getattr(cls, '__wrapped__', cls)(*args, **kwargs)
+            return None
+        if task.op is Op.CALL:
+            return getattr(self.obj, task.method)(*args, **kwargs)
+        if task.op is Op.GETATTR:
+            return getattr(self.obj, task.method)
+        setattr(self.obj, task.method, args[0])
+        return None
+
+    def _retry(self, task, exc, attempt):
+        """Whether to run ``task`` again after it raised ``exc`` (S21: in place, same tessera)."""
+        limit = task.retries if task.retries >= 0 else self.max_retries
+        if attempt >= limit or not isinstance(exc, Exception):
+            return False
+        _log.warning('%s.%s (task %d) failed, retry %d of %d: %s: %s', self.name, task.method,
+                     task.uid, attempt + 1, limit, type(exc).__name__, exc)
+        return True
+
+    async def _await(self, task, awaitable, attempt):
         set_current_task(task)          # in this coroutine's own context
         try:
-            self.worker.in_user_code = True
-            value = await awaitable
-        except _ENDS_THE_WORKER:
-            raise
-        except BaseException as exc:
-            self._fail(task, exc)
-        else:
-            del awaitable
-            task.release_args()
-            value = snapshot(value)
-            task.set_result(value)
+            while True:
+                self.worker.in_user_code = True
+                try:
+                    if awaitable is None:           # a retry: call the method again
+                        awaitable = self._invoke(task)
+                    value = (await awaitable) if inspect.isawaitable(awaitable) else awaitable
+                except _ENDS_THE_WORKER:
+                    raise
+                except BaseException as exc:
+                    if self.worker.stop_code is None and self._retry(task, exc, attempt):
+                        attempt += 1
+                        awaitable = None
+                        continue
+                    self._fail(task, exc)
+                    break
+                awaitable = None
+                task.release_args()
+                value = snapshot(value)
+                task.set_result(value)
+                break
         finally:
             self.busy = False
             self.worker.in_user_code = False
@@ -300,8 +328,10 @@ class Worker:
         if host is None:        # its creation is still on the way from another rank
             self.parked[record.tessera_id].append(record)
             return
-        host.push(self._make_task(record, record.op, record.method, record.payload, record.deps,
-                                  host=host))
+        task = self._make_task(record, record.op, record.method, record.payload, record.deps,
+                               host=host)
+        task.retries = record.retries
+        host.push(task)
 
     def _make_task(self, record, op, method, payload, deps, prefix=(), host=None):
         task = Task(record.task_id, record.tessera_id, record.caller, method, self.rank)

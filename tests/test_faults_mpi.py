@@ -1,0 +1,18 @@
+"""Failures that surface instead of hanging, under a real mpiexec (scenarios in mpi_faults.py)."""
+
+import importlib.util
+
+import pytest
+
+from conftest import HERE, run_mpi
+
+_spec = importlib.util.spec_from_file_location('mpi_faults', HERE / 'mpi_faults.py')
+_cases = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_cases)
+
+
+@pytest.mark.parametrize('case', sorted(_cases.CASES))
+def test_case(case):
+    result = run_mpi([HERE / 'mpi_faults.py', case], n=3)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'CASE {case} PASSED' in result.stdout, result.stdout + result.stderr
