@@ -48,6 +48,11 @@ class Config:
     worker_exit : bool
         Whether a worker rank ends its process (exit code 0) once the head stops the runtime. Set
         it to ``False`` when the runtime is embedded in a larger MPI program whose workers must go on.
+    max_pending : int
+        Back-pressure (S32): calls one rank may have in flight on one worker (submitted, not
+        finished). A call beyond it blocks the caller until one finishes, so a loop of calls on
+        a slow tessera cannot grow memory without bound. A rank's calls to its own tesserae
+        never block.
     trace : str or None
         Path of a task timeline to write at the end of the run (Chrome Trace Event JSON; see
         :mod:`mosaic_mpi.runtime.timeline`). ``None``: no tracing (nothing recorded).
@@ -66,6 +71,7 @@ class Config:
     buffer_pool: int = 512 << 20
     worker_exit: bool = True
     output_prefix: bool = True
+    max_pending: int = 100_000
     trace: object = None
 
     def __post_init__(self):
@@ -79,6 +85,8 @@ class Config:
             raise ValueError(f'max_chunk must be in [1, 2**31 - 1] bytes, got {self.max_chunk}')
         if self.buffer_pool < 0:
             raise ValueError(f'buffer_pool must be >= 0 bytes, got {self.buffer_pool}')
+        if self.max_pending < 1:
+            raise ValueError(f'max_pending must be >= 1 call, got {self.max_pending}')
         if self.spin_time < 0 or self.max_sleep <= 0:
             raise ValueError('spin_time must be >= 0 and max_sleep > 0 seconds')
 

@@ -87,6 +87,29 @@ async def case_retries(runtime):
         raise AssertionError('a negative max_retries must be refused')
 
 
+@mosaic.tessera
+class Slow:
+    def nap(self, seconds):
+        import time
+        time.sleep(seconds)
+        return seconds
+
+
+async def case_back_pressure(runtime):
+    # run with MOSAIC_MPI_MAX_PENDING=50: a loop of calls on a slow tessera is held back
+    limit = runtime.config.max_pending
+    assert limit == 50
+    s = Slow.remote(runtime=runtime.workers[0])
+    await s
+    peak = 0
+    for _ in range(300):
+        s.nap(0.001)                                 # fire and forget
+        peak = max(peak, runtime.client.in_flight(runtime.workers[0].rank))
+    assert peak == limit and runtime.client.throttled > 0, (peak, runtime.client.throttled)
+    assert await s.nap(0).result() == 0
+    assert runtime.client.in_flight(runtime.workers[0].rank) == 0
+
+
 CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
 
 

@@ -11,8 +11,11 @@ _cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_cases)
 
 
+ENV = {'back_pressure': {'MOSAIC_MPI_MAX_PENDING': '50'}}
+
+
 @pytest.mark.parametrize('case', sorted(_cases.CASES))
 def test_case(case):
-    result = run_mpi([HERE / 'mpi_faults.py', case], n=3)
+    result = run_mpi([HERE / 'mpi_faults.py', case], n=3, env=ENV.get(case))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f'CASE {case} PASSED' in result.stdout, result.stdout + result.stderr

@@ -184,7 +184,8 @@ class Transport:
         return True
 
     def call_soon(self, fn, *args):
-        """Run ``fn(*args)`` in a progress cycle, in order with queued sends (not urgent).
+        """Run ``fn(*args)`` in a progress cycle, after the records queued before it have been
+        handed to MPI (not urgent; what it queues goes in a later packet).
 
         The progress thread is not woken for it while a loop thread is assisting: that thread's
         next cycle, or the progress thread within ``max_sleep``, runs it.
@@ -437,16 +438,14 @@ class Transport:
             self._wire.send(dest, [record])
             return
         per_dest = {}
+        callbacks = []
         pop = outbox.popleft
         while outbox:
             dest, item = pop()
             if dest is None:
-                # Run in order with sends: flush what is queued first.
-                for d, records in per_dest.items():
-                    self._send_packet(d, records)
-                per_dest.clear()
-                fn, args = item
-                fn(*args)
+                # Bookkeeping (freed proxies): after this flush's packets, never splitting them
+                # (one callback between two calls used to send each call in a packet of its own).
+                callbacks.append(item)
                 continue
             records = per_dest.get(dest)
             if records is None:
@@ -455,6 +454,8 @@ class Transport:
                 records.append(item)
         for dest, records in per_dest.items():
             self._send_packet(dest, records)
+        for fn, args in callbacks:
+            fn(*args)
 
     def _send_packet(self, dest, records):
         if len(records) <= _MAX_RECORDS:

@@ -124,9 +124,13 @@ class Client:
         Where new tesserae go.
     oob_threshold : int
         Bytes from which buffers travel out of band.
+    max_pending : int
+        Calls of this client in flight on one worker beyond which a new call blocks until one
+        finishes (back-pressure).
     """
 
-    def __init__(self, rank, transport, bridge, requests, placement, oob_threshold):
+    def __init__(self, rank, transport, bridge, requests, placement, oob_threshold,
+                 max_pending=100_000):
         self.rank = rank
         self._transport = transport
         self._bridge = bridge
@@ -140,6 +144,10 @@ class Client:
         self.outstanding = 0
         self.submitted = 0              # tasks submitted by this rank so far (barrier waves)
         self.timeline = None            # a Timeline when tracing
+        self.max_pending = max_pending  # calls in flight per worker before submitting blocks
+        self.throttled = 0              # submissions that had to wait for room (S32)
+        self._pending = {}              # owner rank -> calls of this client not finished
+        self._room = threading.Condition(self._lock)
         self.closed = False
         self._drops = {}                # owner rank -> ids of freed results not yet dropped
         self._drops_since = 0.0         # when the oldest of them was freed
@@ -149,6 +157,10 @@ class Client:
     def new_id(self):
         """A fresh task or tessera id."""
         return make_id(self.rank, next(self._counter))
+
+    def in_flight(self, rank):
+        """int: calls of this client submitted to ``rank`` and not finished yet."""
+        return self._pending.get(rank, 0)
 
     def worker_handle(self, rank):
         """The WorkerHandle of ``rank``."""
@@ -198,10 +210,19 @@ class Client:
         state.client = self
         state.holds = holds or None
         state.nbytes = payload.nbytes
+        owner = state.owner
         with self._lock:
             self._tasks[state.task_id] = state
             self.outstanding += 1
             self.submitted += 1
+            pending = self._pending[owner] = self._pending.get(owner, 0) + 1
+            if pending > self.max_pending and owner != self.rank:
+                # Back-pressure (S32): wait for the worker to catch up. Completions arrive on
+                # the progress thread, so this thread may block (the loop's own tesserae, on
+                # this rank, are never waited for).
+                self.throttled += 1
+                self._room.wait_for(lambda: self._pending[owner] <= self.max_pending
+                                    or self.closed)
         if self.timeline is not None:
             self.timeline.submit(state.task_id)
 
@@ -457,6 +478,9 @@ class Client:
             self.outstanding -= 1
             if self.outstanding == 0:
                 self._idle.notify_all()
+            pending = self._pending[state.owner] = self._pending[state.owner] - 1
+            if pending == self.max_pending:
+                self._room.notify_all()
         for loop, fn, resolves in callbacks:
             if resolves:
                 self._bridge.resolve(loop, fn, state)

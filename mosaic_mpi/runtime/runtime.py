@@ -82,7 +82,7 @@ class Runtime:
         self.requests = Requests(self.rank)
         self.warehouse = Warehouse()
         self.client = Client(self.rank, self.transport, self.bridge, self.requests,
-                             RoundRobin(self.workers), config.oob_threshold)
+                             RoundRobin(self.workers), config.oob_threshold, config.max_pending)
         self.worker = None
         self._in_async_for = False
         self._stopped_acks = set()
