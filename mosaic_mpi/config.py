@@ -48,6 +48,20 @@ class Config:
     worker_exit : bool
         Whether a worker rank ends its process (exit code 0) once the head stops the runtime. Set
         it to ``False`` when the runtime is embedded in a larger MPI program whose workers must go on.
+    heartbeat : float
+        Seconds between the heartbeats the head and each worker send each other, so that a rank
+        that died (killed, segfault, ``os._exit``) is noticed even when the launcher leaves the
+        others running.
+    heartbeat_timeout : float
+        Seconds without any message from a peer after which it is declared lost: on the head,
+        every task waiting on that worker fails with ``RuntimeDisconnectedError`` naming the
+        worker and the task; a worker that loses the head exits. 0 turns heartbeats off.
+    worker_lost : str
+        What the head does when a worker is lost: ``'abort'`` ends the job (exit code 1, or the
+        code ``main`` ends with) within ``heartbeat_timeout`` seconds if ``main`` has not ended
+        first; ``'continue'`` lets ``main`` carry on with the other workers
+        (``async_for(..., safe=True)`` drops the lost worker's items); the job still ends with a
+        non-zero exit code.
     max_pending : int
         Back-pressure (S32): calls one rank may have in flight on one worker (submitted, not
         finished). A call beyond it blocks the caller until one finishes, so a loop of calls on
@@ -72,6 +86,9 @@ class Config:
     worker_exit: bool = True
     output_prefix: bool = True
     max_pending: int = 100_000
+    heartbeat: float = 0.5
+    heartbeat_timeout: float = 4.0
+    worker_lost: str = 'abort'
     trace: object = None
 
     def __post_init__(self):
@@ -85,6 +102,12 @@ class Config:
             raise ValueError(f'max_chunk must be in [1, 2**31 - 1] bytes, got {self.max_chunk}')
         if self.buffer_pool < 0:
             raise ValueError(f'buffer_pool must be >= 0 bytes, got {self.buffer_pool}')
+        if self.heartbeat_timeout and not self.heartbeat_timeout > self.heartbeat > 0:
+            raise ValueError(f'heartbeat_timeout ({self.heartbeat_timeout} s) must exceed '
+                             f'heartbeat ({self.heartbeat} s) > 0, or be 0 (off)')
+        if self.worker_lost not in ('abort', 'continue'):
+            raise ValueError(f"worker_lost must be 'abort' or 'continue', got "
+                             f"{self.worker_lost!r}")
         if self.max_pending < 1:
             raise ValueError(f'max_pending must be >= 1 call, got {self.max_pending}')
         if self.spin_time < 0 or self.max_sleep <= 0:

@@ -22,7 +22,8 @@ from typing import NamedTuple, Any, Optional, Tuple
 from .serialisation import Payload
 
 __all__ = ['make_id', 'id_rank', 'anonymous_tessera_id', 'Op', 'Select', 'Ask', 'Dependency', 'CreateTessera', 'Call',
-           'Completed', 'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'Query', 'pack', 'unpack']
+           'Completed', 'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'Query', 'Beat', 'Lost',
+           'pack', 'unpack']
 
 _ID_BITS = 40
 
@@ -163,6 +164,16 @@ class Query(NamedTuple):
     requester: int
 
 
+class Beat(NamedTuple):
+    """A heartbeat: the sender is alive (see :mod:`mosaic_mpi.comms.liveness`)."""
+
+
+class Lost(NamedTuple):
+    """The head tells the workers that worker ``rank`` was lost (``silence`` s without a word)."""
+    rank: int
+    silence: float
+
+
 # -- wire form ---------------------------------------------------------------------------------------
 
 _OPS = tuple(Op)
@@ -276,9 +287,9 @@ def _plain_in(cls):
 
 _ENCODE = {CreateTessera: _create_out, Call: _call_out, Completed: _completed_out,
            Fetch: _fetch_out, Value: _value_out, Drop: _plain_out(5), Stop: _plain_out(6),
-           Stopped: _plain_out(7), Query: _query_out}
+           Stopped: _plain_out(7), Query: _query_out, Beat: _plain_out(9), Lost: _plain_out(10)}
 _DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(Drop),
-           _plain_in(Stop), _plain_in(Stopped), _query_in)
+           _plain_in(Stop), _plain_in(Stopped), _query_in, _plain_in(Beat), _plain_in(Lost))
 
 
 def pack(records):

@@ -35,6 +35,7 @@ import threading
 import time
 import traceback
 
+from .liveness import Liveness
 from .wire import STOP_SIGNALS, Wire, abort_world
 
 __all__ = ['Transport']
@@ -110,6 +111,9 @@ class Transport:
         self._last_cycle = self._last_activity     # when a progress cycle last started
         self._idle_hooks = []
         self._batch = []
+        self._liveness = None
+        self._on_lost = None
+        self._beat = None
         self._thread = threading.Thread(target=self._run, name=f'mosaic-progress-r{self.rank}',
                                         daemon=True)
 
@@ -193,6 +197,35 @@ class Transport:
         self._outbox.append((None, (fn, args)))
         if self._sleeping and not self._standing_aside:
             self._wake.set()
+
+    def watch(self, peers, interval, timeout, beat, on_lost):
+        """Send heartbeats to ``peers`` and report the ones that fall silent.
+
+        Parameters
+        ----------
+        peers : list of int
+            Ranks to watch.
+        interval, timeout : float
+            Seconds between heartbeats; seconds of silence after which a peer is lost.
+        beat : record
+            What a heartbeat is (a :class:`~mosaic_mpi.messages.Beat`).
+        on_lost : callable
+            ``on_lost(rank, silence)``, called once per lost peer in a progress cycle (it must
+            not block).
+        """
+        self._beat = beat
+        self._on_lost = on_lost
+        self._liveness = Liveness(peers, interval, timeout, time.monotonic())
+
+    def unwatch(self, rank=None):
+        """Stop watching ``rank`` (every peer if ``None``): it is stopping normally."""
+        liveness = self._liveness
+        if liveness is None:
+            return
+        if rank is None:
+            self._liveness = None
+        else:
+            liveness.forget(rank)
 
     def close(self, timeout=10.0):
         """Send what is queued, stop the progress thread and free the communicator.
@@ -420,6 +453,8 @@ class Transport:
             busy = True
         if self._wire.requests and self._wire.test(self._batch):
             busy = True
+        if self._liveness is not None:
+            self._check_peers()
         delivered = False
         if self._batch:
             batch, self._batch = self._batch, []
@@ -430,6 +465,20 @@ class Transport:
         if busy:
             self._last_activity = time.monotonic()
         return busy, delivered
+
+    def _check_peers(self):
+        liveness = self._liveness
+        heard = self._wire.heard
+        now = self._last_cycle
+        if heard:
+            for rank in heard:
+                liveness.heard(rank, now)
+            heard.clear()
+        beat_to, lost = liveness.tick(now)
+        for rank in beat_to:
+            self._wire.send(rank, [self._beat])
+        for rank, silence in lost:
+            self._on_lost(rank, silence)
 
     def _flush_outbox(self):
         outbox = self._outbox

@@ -128,6 +128,7 @@ class Wire:
         self._owners = []
         self._incoming = collections.defaultdict(collections.deque)
         self.large = 0
+        self.heard = set()          # sources of headers received since the transport last looked
         self.bytes_sent = 0
         self.bytes_received = 0
 
@@ -199,6 +200,7 @@ class Wire:
                 return found
             found = True
             source = status.Get_source()
+            self.heard.add(source)
             header = bytearray(status.Get_count(MPI.BYTE))
             message.Recv([header, MPI.BYTE])
             count = _COUNT(header)[0]

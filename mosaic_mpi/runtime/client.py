@@ -15,10 +15,11 @@ import warnings
 from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..errors import SerialisationError
-from ..messages import (make_id, anonymous_tessera_id, Ask, Call, CreateTessera, Dependency, Drop, Fetch, Op, Query,
-                        Select)
+from ..errors import RuntimeDisconnectedError
+from ..messages import (make_id, anonymous_tessera_id, Ask, Call, CreateTessera, Dependency, Drop,
+                        Fetch, Op, Query, Select, Value)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
-from .failures import unpack_error
+from .failures import pack_error, unpack_error
 from .placement import WorkerHandle
 
 __all__ = ['Client', 'LoopBridge', 'Requests']
@@ -87,15 +88,23 @@ class Requests:
         self._counter = itertools.count(1)
         self._handlers = {}
 
-    def new(self, handler):
-        """Register ``handler(value_record)``; returns the request id."""
+    def new(self, handler, rank):
+        """Register ``handler(value_record)`` for a request to ``rank``; returns its id."""
         request_id = make_id(self._rank, next(self._counter))
-        self._handlers[request_id] = handler
+        self._handlers[request_id] = (handler, rank)
         return request_id
 
     def pop(self, request_id):
-        """The handler of ``request_id`` (removed)."""
-        return self._handlers.pop(request_id)
+        """The handler of ``request_id`` (removed), or ``None`` if it was failed already."""
+        entry = self._handlers.pop(request_id, None)
+        return entry[0] if entry is not None else None
+
+    def fail_rank(self, rank, payload):
+        """Answer every request still waiting for ``rank`` with an error ``payload``."""
+        ids = [i for i, (_, target) in self._handlers.items() if target == rank]
+        for request_id in ids:
+            handler, _ = self._handlers.pop(request_id)
+            handler(Value(request_id, False, payload))
 
 
 def _set_future(future, value, error):
@@ -147,6 +156,7 @@ class Client:
         self.max_pending = max_pending  # calls in flight per worker before submitting blocks
         self.throttled = 0              # submissions that had to wait for room (S32)
         self._pending = {}              # owner rank -> calls of this client not finished
+        self.lost = set()               # ranks of workers that were lost
         self._room = threading.Condition(self._lock)
         self.closed = False
         self._drops = {}                # owner rank -> ids of freed results not yet dropped
@@ -242,6 +252,8 @@ class Client:
         """
         tessera_id = self.new_id()
         label = f'{name}.__init__'
+        if rank in self.lost:
+            raise RuntimeDisconnectedError(f'{label}: worker:{rank} was lost')
         payload, deps, holds = self._serialise_call(label, args, kwargs)
         try:
             cls_payload = dumps(cls, self._threshold)
@@ -266,6 +278,9 @@ class Client:
             If an argument cannot be pickled (the message names it).
         """
         label = f'{name}.{method}'
+        if rank in self.lost:
+            raise RuntimeDisconnectedError(f'{label}: worker:{rank} was lost, its tesserae are '
+                                           f'gone')
         payload, deps, holds = self._serialise_call(label, args, kwargs)
         state = TaskState(self.new_id(), rank, tessera_id, method, label)
         self._register(state, holds, payload)
@@ -351,7 +366,8 @@ class Client:
             else:
                 waiting.append((loop, future))
         if waiting is None:
-            request_id = self._requests.new(lambda record: self._on_value(state, selector, record))
+            request_id = self._requests.new(lambda record: self._on_value(state, selector, record),
+                                            state.owner)
             self._transport.send(state.owner, Fetch(request_id, state.task_id, selector, self.rank))
         return await future
 
@@ -382,7 +398,7 @@ class Client:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         request_id = self._requests.new(
-            lambda record: self._bridge.resolve(loop, _answer, future, record))
+            lambda record: self._bridge.resolve(loop, _answer, future, record), rank)
         self._transport.send(rank, Query(request_id, task_id, kind, selector, self.rank))
         return await future
 
@@ -396,7 +412,7 @@ class Client:
         """
         done = threading.Event()
         answer = []
-        request_id = self._requests.new(lambda record: (answer.append(record), done.set()))
+        request_id = self._requests.new(lambda record: (answer.append(record), done.set()), rank)
         self._transport.send(rank, Query(request_id, 0, kind, Select.WHOLE, self.rank))
         if not done.wait(timeout):
             raise TimeoutError(f'rank {rank} did not answer {kind.name} within {timeout:g} s')
@@ -552,7 +568,42 @@ class Client:
         if self.closed:
             return
         for owner, ids in drops.items():
-            self._transport.send(owner, Drop(tuple(ids), ()))
+            if owner not in self.lost:
+                self._transport.send(owner, Drop(tuple(ids), ()))
+
+    def lose(self, rank, reason):
+        """Worker ``rank`` is gone: fail what this rank waits for from it (any thread).
+
+        Every unfinished task it owns fails with :class:`RuntimeDisconnectedError` naming the
+        worker and the task; fetches and questions waiting for it fail the same way; later
+        calls to it raise at the call.
+
+        Parameters
+        ----------
+        rank : int
+            The lost worker.
+        reason : str
+            Why it is considered lost (for the messages).
+
+        Returns
+        -------
+        list of str
+            Labels of the tasks that failed, as ``'Cls.method (task N)'``.
+        """
+        self.lost.add(rank)
+        with self._lock:
+            states = [s for s in self._tasks.values()
+                      if s.owner == rank and s.status not in _FINISHED]
+        labels = []
+        for state in states:
+            label = f'{state.label} (task {state.task_id})'
+            labels.append(label)
+            self._finish(state, RuntimeDisconnectedError(
+                f'{label} did not finish: worker:{rank} was lost ({reason})'))
+        self._requests.fail_rank(rank, pack_error(RuntimeDisconnectedError(
+            f'worker:{rank} was lost ({reason}) before it answered'), ''))
+        self._bridge.flush()
+        return labels
 
 
 def _answer(future, record):

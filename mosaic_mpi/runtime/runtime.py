@@ -14,7 +14,8 @@ import time
 
 from ..comms import Transport, abort_world, mpi_world
 from ..logs import MosaicLogger
-from ..messages import Ask, Call, Completed, CreateTessera, Drop, Fetch, Query, Stop, Stopped, Value
+from ..messages import (Ask, Beat, Call, Completed, CreateTessera, Drop, Fetch, Lost, Query, Stop,
+                        Stopped, Value)
 from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
@@ -97,7 +98,8 @@ class Runtime:
         self.client.timeline = self.timeline
         if self.worker is not None:
             self.worker.timeline = self.timeline
-        table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped}
+        table = {Completed: self.client.on_completed, Value: self._on_value,
+                 Stopped: self._on_stopped, Beat: _ignore, Lost: self._on_lost_record}
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
                           Call: self.worker.on_call, Stop: self.worker.on_stop,
@@ -105,6 +107,11 @@ class Runtime:
                           Query: self._on_query})
         self._table = table
         self.transport.add_idle_hook(self.client.flush_drops)
+        if config.heartbeat_timeout:
+            _survive_peer_failure_signal()
+            peers = [w.rank for w in self.workers] if self.rank == 0 else [0]
+            self.transport.watch(peers, config.heartbeat, config.heartbeat_timeout, Beat(),
+                                 self._on_peer_lost)
         self.transport.start()
         _log.debug('%s: started, rank %d of %d', self.uid, self.rank, self.transport.size)
 
@@ -159,7 +166,9 @@ class Runtime:
         self.bridge.flush()
 
     def _on_value(self, source, record):
-        self.requests.pop(record.request_id)(record)
+        handler = self.requests.pop(record.request_id)
+        if handler is not None:
+            handler(record)
 
     def _on_query(self, source, record):
         kind = record.kind
@@ -175,8 +184,50 @@ class Runtime:
 
     def _on_stopped(self, source, record):
         self._stopped_acks.add(record.rank)
-        if len(self._stopped_acks) == self.num_workers:
+        self.transport.unwatch(record.rank)
+        if self._stopped_acks | self.client.lost >= {w.rank for w in self.workers}:
             self._all_stopped.set()
+
+    def _on_peer_lost(self, rank, silence):
+        """A peer fell silent (in a progress cycle): the head fails what waited on it."""
+        reason = f'no message for {silence:.1f} s: the process died, or hangs'
+        if self.rank != 0:
+            _log.critical('%s: lost the head (%s): exiting', self.uid, reason)
+            sys.stderr.write(f'mosaic_mpi: {self.uid} lost the head ({reason}): exiting\n')
+            if self.output is not None:
+                self.output.stop(0.5)
+            sys.stderr.flush()
+            os._exit(1)
+        labels = self.client.lose(rank, reason)
+        running = ', '.join(labels) if labels else 'none'
+        message = (f'mosaic_mpi: worker:{rank} (rank {rank}) was lost ({reason}); tasks of the '
+                   f'head that were on it: {running}')
+        _log.critical(message)
+        sys.stderr.write(message + '\n')
+        sys.stderr.flush()
+        for worker in self.workers:
+            if worker.rank not in self.client.lost:
+                self.transport.send(worker.rank, Lost(rank, silence))
+        if self._stopped_acks | self.client.lost >= {w.rank for w in self.workers}:
+            self._all_stopped.set()
+        if self.config.worker_lost == 'abort':
+            watchdog = threading.Timer(self.config.heartbeat_timeout, self._end_after_loss)
+            watchdog.daemon = True
+            watchdog.start()
+
+    def _end_after_loss(self):
+        if self.running:
+            message = ('mosaic_mpi: ending the job: a worker was lost and main did not end '
+                       '(set worker_lost="continue" to carry on without it)')
+            _log.critical(message)
+            sys.stderr.write(message + '\n')
+            sys.stderr.flush()
+            abort_world(1)
+
+    def _on_lost_record(self, source, record):
+        """The head says a worker was lost: fail what this worker waits for from it."""
+        self.client.lose(record.rank, f'reported by the head: no message for '
+                                      f'{record.silence:.1f} s')
 
     # -- head --------------------------------------------------------------------------------------
 
@@ -237,12 +288,23 @@ class Runtime:
             self._write_trace()
         _log.debug('head: stopping %d workers', self.num_workers)
         self.client.closed = True          # nothing may follow Stop (e.g. late Drops)
+        self.transport.unwatch()
+        lost = set(self.client.lost)
         for worker in self.workers:
-            self.transport.send(worker.rank, Stop(code, now=not drain))
+            if worker.rank not in lost:
+                self.transport.send(worker.rank, Stop(code, now=not drain))
         if not self._all_stopped.wait(timeout):
-            missing = sorted({w.rank for w in self.workers} - self._stopped_acks)
+            missing = sorted({w.rank for w in self.workers} - self._stopped_acks - lost)
             message = (f'mosaic_mpi: worker(s) {", ".join(f"worker:{r}" for r in missing)} did '
                        f'not stop within {timeout:g} s (still running a task): ending the job\n')
+            _log.critical(message.strip())
+            sys.stderr.write(reason + message)
+            sys.stderr.flush()
+            abort_world(code or 1)
+        if lost:
+            # MPI cannot finalise with a rank gone: end the job here, non-zero.
+            message = (f'mosaic_mpi: ending the job with code {code or 1}: '
+                       f'{", ".join(f"worker:{r}" for r in sorted(lost))} lost during the run\n')
             _log.critical(message.strip())
             sys.stderr.write(reason + message)
             sys.stderr.flush()
@@ -316,3 +378,16 @@ class Runtime:
             sys.stderr.flush()
             os._exit(code)
         return code
+
+
+def _ignore(source, record):
+    """Heartbeats need no handling: that they arrived is what counts (see comms.liveness)."""
+
+
+def _survive_peer_failure_signal():
+    """Hydra (MPICH's mpiexec) with ``-disable-auto-cleanup`` tells the surviving ranks that one
+    died with SIGUSR1, whose default action ends the process: ignore it (unless the application
+    handles it), so that the head lives to report the loss (heartbeats notice it)."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL):
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)

@@ -244,6 +244,7 @@ class Worker:
         The interruption is a ``KeyboardInterrupt`` raised in the main thread (where user code
         runs), so that the worker still ends through ``MPI_Finalize`` with the head's exit code.
         """
+        self.transport.unwatch()            # the head ends the run: its silence is expected
         if record.now:
             self.stop_code = record.code
             if self.output is not None:
@@ -364,7 +365,8 @@ class Worker:
             self.warehouse.subscribe(dep.task_id, lambda entry: self._fill_local(task, dep, entry))
             return
         request_id = self.requests.new(
-            lambda record: self.bridge.post(self.loop, self._fill_remote, task, dep, record))
+            lambda record: self.bridge.post(self.loop, self._fill_remote, task, dep, record),
+            dep.owner)
         self.transport.send(dep.owner, Fetch(request_id, dep.task_id, dep.selector, self.rank))
 
     def _fill_local(self, task, dep, entry):

@@ -1,0 +1,57 @@
+"""A worker that dies mid-task: the head names it and its tasks, and the job ends non-zero."""
+
+import subprocess
+import time
+
+import pytest
+
+from conftest import HERE, _is_openmpi, mpi_command, mpiexec
+
+SCRIPT = HERE / 'mpi_lost.py'
+
+
+def launch(how, keep_others=True, timeout=40):
+    command, env = mpi_command([SCRIPT, how], n=3)
+    openmpi = _is_openmpi(mpiexec())
+    if keep_others:     # the launcher settings that leave the head alive to report the loss
+        command.insert(1, '--enable-recovery' if openmpi else '-disable-auto-cleanup')
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                env=env)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f'the job did not end within {timeout} s after a worker died:\n'
+                    f'{error.stdout}\n{error.stderr}')
+    deadline = time.monotonic() + 10          # ranks may take a moment to be reaped
+    while True:
+        left = subprocess.run(['pgrep', '-f', str(SCRIPT)], capture_output=True, text=True)
+        if not left.stdout.strip() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert left.stdout.strip() == '', f'processes left behind: {left.stdout}'
+    return result, openmpi
+
+
+def test_a_worker_that_exits_is_named_with_its_tasks():
+    result, _ = launch('exit')
+    assert result.returncode != 0
+    out = result.stdout
+    assert 'LOST: Doomed.die (task' in out and 'worker:2 was lost' in out, out + result.stderr
+    assert 'ALSO LOST: Doomed.nap (task' in out                  # queued behind it
+    assert 'ALIVE 0.1' in out                                    # the other worker still serves
+    assert 'REFUSED: Doomed.nap: worker:2 was lost' in out       # new calls raise at the call
+    assert 'worker:2 (rank 2) was lost' in result.stderr
+    assert 'tasks of the head that were on it: Doomed.die (task' in result.stderr
+
+
+@pytest.mark.parametrize('how', ['kill', 'segv'])
+def test_a_worker_killed_by_a_signal_ends_the_job(how):
+    result, openmpi = launch(how)
+    assert result.returncode != 0
+    if openmpi:         # Open MPI with --enable-recovery leaves the head alive to say it
+        assert 'worker:2 (rank 2) was lost' in result.stderr, result.stdout + result.stderr
+        assert 'LOST: Doomed.die' in result.stdout
+
+
+def test_without_the_launcher_setting_the_launcher_ends_the_job():
+    result, _ = launch('exit', keep_others=False)
+    assert result.returncode != 0
