@@ -110,6 +110,86 @@ async def case_back_pressure(runtime):
     assert runtime.client.in_flight(runtime.workers[0].rank) == 0
 
 
+DELETED = []            # on each worker: tags of Mortal objects whose __del__ ran there
+
+
+@mosaic.tessera
+class Mortal:
+    def __init__(self, tag):
+        self.tag = tag
+
+    def ping(self):
+        return self.tag
+
+    def slow(self, seconds):
+        import time
+        time.sleep(seconds)
+        return self.tag
+
+    def hold(self, other):
+        self.other = other              # a proxy kept by another tessera
+        return True
+
+    def __del__(self):
+        DELETED.append(self.tag)
+
+
+@mosaic.tessera
+class Census:
+    def deleted(self):
+        return list(DELETED)
+
+    def hosted(self):
+        return len(mosaic.runtime().worker.hosts)
+
+
+async def case_tesserae_are_destroyed(runtime):
+    worker = runtime.workers[0]
+    census = Census.remote(runtime=worker)
+    base = await census.hosted().result()
+
+    async def deleted():
+        return await census.deleted().result()
+
+    async def wait_for(tag):
+        for _ in range(500):
+            if tag in await deleted():
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+    m = Mortal.remote('plain', runtime=worker)
+    assert await m.ping().result() == 'plain'
+    del m
+    assert await wait_for('plain')                          # __del__ ran on its worker
+    assert await census.hosted().result() == base
+    # a temporary proxy: its call runs first
+    assert await Mortal.remote('temporary', runtime=worker).ping().result() == 'temporary'
+    assert await wait_for('temporary')
+    # queued calls finish before the tessera goes
+    q = Mortal.remote('queued', runtime=worker)
+    calls = [q.slow(0.2) for _ in range(3)]
+    del q
+    assert [await c.result() for c in calls] == ['queued'] * 3
+    assert await wait_for('queued')
+    # a proxy handed to another tessera keeps its tessera alive
+    kept = Mortal.remote('kept', runtime=worker)
+    keeper = Mortal.remote('keeper', runtime=worker)
+    assert await keeper.hold(kept).result() is True and kept.collectable is False
+    del kept
+    await asyncio.sleep(0.3)
+    assert 'kept' not in await deleted()
+    # an array's members go with it
+    team = Mortal.remote('member', len=2, runtime=worker)
+    assert [await t.result() for t in await team.ping()] == ['member', 'member']
+    del team
+    for _ in range(500):
+        if (await deleted()).count('member') == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert (await deleted()).count('member') == 2
+
+
 CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
 
 

@@ -189,7 +189,7 @@ class TesseraProxy:
 
     type = 'tessera_proxy'
 
-    __slots__ = ('_cls', '_name', '_tid', '_rank', '_init')
+    __slots__ = ('_cls', '_name', '_tid', '_rank', '_init', '_owned', '__weakref__')
 
     def __init__(self, cls, name, tessera_id, rank, init):
         self._cls = cls
@@ -197,6 +197,15 @@ class TesseraProxy:
         self._tid = tessera_id
         self._rank = rank
         self._init = init
+        # Made here by remote() and never pickled: this proxy alone keeps the tessera alive.
+        self._owned = init is not None
+
+    def __del__(self):
+        try:
+            if self._owned:
+                self._init._st.client.release_tessera(self._tid, self._rank)
+        except Exception:       # interpreter shutdown: nothing left to free
+            pass
 
     @property
     def uid(self):
@@ -318,8 +327,16 @@ class TesseraProxy:
         return self._submit(Op.SETATTR, name, (value,), {})
 
     def __reduce__(self):
+        # A copy elsewhere may call it: the tessera now lives for the rest of the run.
+        object.__setattr__(self, '_owned', False)
         cls = self._cls
         return _rebuild_tessera_proxy, (cls, self._name, self._tid, self._rank)
+
+    @property
+    def collectable(self):
+        """bool: whether the tessera is destroyed once this proxy goes away (not if the proxy
+        was ever pickled, e.g. passed to another tessera)."""
+        return self._owned
 
     def __repr__(self):
         return f'<TesseraProxy {self._name}({self._tid}) on worker:{self._rank}>'

@@ -159,7 +159,7 @@ class Client:
         self.lost = set()               # ranks of workers that were lost
         self._room = threading.Condition(self._lock)
         self.closed = False
-        self._drops = {}                # owner rank -> ids of freed results not yet dropped
+        self._drops = {}                # owner rank -> (freed task ids, freed tessera ids)
         self._drops_since = 0.0         # when the oldest of them was freed
 
     # -- user threads --------------------------------------------------------------------------------
@@ -547,17 +547,31 @@ class Client:
             warnings.warn(message, RuntimeWarning)
         if self._tasks.pop(state.task_id, None) is None or state.escaped or self.closed:
             return
-        # Freed results are batched: one Drop per owner when the rank idles (an idle hook of the
-        # transport), after _DROP_AGE seconds, or once _DROP_BATCH ids are waiting.
+        self._queue_drop(state.owner, 0, state.task_id)
+
+    def _queue_drop(self, owner, kind, uid):
+        # Freed results (kind 0) and tesserae (kind 1) are batched: one Drop per owner when the
+        # rank idles (an idle hook of the transport), after _DROP_AGE s, or at _DROP_BATCH ids.
         now = time.monotonic()
-        ids = self._drops.get(state.owner)
-        if ids is None:
-            ids = self._drops[state.owner] = []
+        batch = self._drops.get(owner)
+        if batch is None:
+            batch = self._drops[owner] = ([], [])
         if not self._drops_since:
             self._drops_since = now
-        ids.append(state.task_id)
+        ids = batch[kind]
+        ids.append(uid)
         if len(ids) >= _DROP_BATCH or now - self._drops_since > _DROP_AGE:
             self.flush_drops()
+
+    def release_tessera(self, tessera_id, rank):
+        """The last proxy of a tessera made here went away (any thread): destroy it on its
+        worker once the calls queued on it have run (S15)."""
+        if not self.closed:
+            self._transport.call_soon(self._release_tessera, tessera_id, rank)
+
+    def _release_tessera(self, tessera_id, rank):
+        if not self.closed and rank not in self.lost:
+            self._queue_drop(rank, 1, tessera_id)
 
     def flush_drops(self):
         """Send the batched Drops (in a progress cycle; cheap when there are none)."""
@@ -567,9 +581,9 @@ class Client:
         self._drops_since = 0.0
         if self.closed:
             return
-        for owner, ids in drops.items():
+        for owner, (tasks, tesserae) in drops.items():
             if owner not in self.lost:
-                self._transport.send(owner, Drop(tuple(ids), ()))
+                self._transport.send(owner, Drop(tuple(tasks), tuple(tesserae)))
 
     def lose(self, rank, reason):
         """Worker ``rank`` is gone: fail what this rank waits for from it (any thread).

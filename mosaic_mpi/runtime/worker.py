@@ -30,6 +30,14 @@ _log = logging.getLogger(__name__)
 _ENDS_THE_WORKER = (KeyboardInterrupt, GeneratorExit)
 
 
+class _Retire:
+    """The end of a tessera's queue: no proxy refers to it any more."""
+    ready = True
+
+
+RETIRE = _Retire()
+
+
 class TesseraHost:
     """One tessera on this worker: the user object and its queue of tasks.
 
@@ -65,6 +73,9 @@ class TesseraHost:
             if not task.ready:
                 return
             self.queue.popleft()
+            if task is RETIRE:
+                self.worker.retire(self)
+                return
             self._run(task)
 
     def where(self, task):
@@ -283,8 +294,23 @@ class Worker:
         self.transport.send(record.requester, Value(record.request_id, ok, payload))
 
     def on_drop(self, source, record):
-        """Free results nobody refers to any more."""
-        self.warehouse.drop(record.task_ids)
+        """Free results, and tesserae, nobody refers to any more."""
+        if record.task_ids:
+            self.warehouse.drop(record.task_ids)
+        if record.tessera_ids:
+            self.bridge.post(self.loop, self._retire_tesserae, record.tessera_ids)
+
+    def _retire_tesserae(self, tessera_ids):
+        for tessera_id in tessera_ids:
+            host = self.hosts.get(tessera_id)
+            if host is not None:
+                host.push(RETIRE)           # after the calls already queued on it
+
+    def retire(self, host):
+        """``host``'s queue reached its end: forget it and release the user object (S15)."""
+        self.hosts.pop(host.tessera_id, None)
+        host.obj = None                     # the user's __del__ runs now (unless in a cycle)
+        _log.debug('worker:%d: tessera %s(%d) destroyed', self.rank, host.name, host.tessera_id)
 
     def _answer(self, record, entry):
         if entry.ok:
