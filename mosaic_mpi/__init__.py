@@ -24,7 +24,8 @@ from .core.task import (TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, Ta
                         current_task)
 from .core.tessera import tessera, TesseraProxy, ArrayProxy, TaskArray
 from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
-                     SerialisationError, RuntimeNotRunning, RuntimeDisconnectedError)
+                     SerialisationError, RuntimeNotRunning, RuntimeDisconnectedError,
+                     DeadlockError)
 
 __version__ = '0.1.0'
 
@@ -32,7 +33,7 @@ __all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'logger', 'tessera', 'Tes
            'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
            'Task', 'current_task', 'MosaicError', 'RemoteError', 'RemoteTraceback',
            'DependencyError', 'SerialisationError', 'RuntimeNotRunning',
-           'RuntimeDisconnectedError', '__version__']
+           'RuntimeDisconnectedError', 'DeadlockError', '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())
 

@@ -1,7 +1,7 @@
 """Every public exception of mosaic_mpi, under one base class."""
 
 __all__ = ['MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
-           'SerialisationError', 'RuntimeNotRunning', 'RuntimeDisconnectedError']
+           'SerialisationError', 'RuntimeNotRunning', 'RuntimeDisconnectedError', 'DeadlockError']
 
 
 class MosaicError(Exception):
@@ -68,3 +68,8 @@ class RuntimeNotRunning(MosaicError, RuntimeError):
 
 class RuntimeDisconnectedError(MosaicError, RuntimeError):
     """A worker (or another rank) the operation needed has been lost (Mosaic's name)."""
+
+
+class DeadlockError(MosaicError, RuntimeError):
+    """A method awaits a call that can only run after it returns (S31): the message names the
+    cycle."""

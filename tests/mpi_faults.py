@@ -190,6 +190,35 @@ async def case_tesserae_are_destroyed(runtime):
     assert (await deleted()).count('member') == 2
 
 
+@mosaic.tessera
+class Selfish:
+    def __init__(self):
+        self.value = 3
+
+    def value_of(self):
+        return self.value
+
+    async def await_own_call(self, me):
+        return await me.value_of().result()          # queued behind this very call
+
+    async def read_own_attribute(self, me):
+        return await me.value
+
+    async def call_then_return(self, me):
+        pending = me.value_of()                      # not awaited: fine, it runs next
+        return pending.uid > 0
+
+
+async def case_self_wait_is_an_error(runtime):
+    s = Selfish.remote()
+    await s
+    error = await expect(mosaic.DeadlockError, s.await_own_call(s).result())
+    assert 'await_own_call' in str(error) and 'value_of' in str(error) and 'queued behind' in str(error)
+    await expect(mosaic.DeadlockError, s.read_own_attribute(s).result())
+    assert await s.call_then_return(s).result() is True
+    assert await s.value_of().result() == 3           # the tessera keeps working
+
+
 CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
 
 

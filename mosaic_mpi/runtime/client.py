@@ -15,7 +15,8 @@ import warnings
 from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..errors import SerialisationError
-from ..errors import RuntimeDisconnectedError
+from ..core.worker_task import current_task
+from ..errors import DeadlockError, RuntimeDisconnectedError
 from ..messages import (make_id, anonymous_tessera_id, Ask, Call, CreateTessera, Dependency, Drop,
                         Fetch, Op, Query, Select, Value)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
@@ -333,8 +334,20 @@ class Client:
                 else unpack_error(state.error)
         return None
 
+    def _check_self_wait(self, state):
+        """Raise if the running method awaits a call queued behind it on its own tessera (S31)."""
+        task = current_task()
+        if (task is not None and task.tessera_id == state.tessera_id
+                and task.uid != state.task_id and state.status not in _FINISHED):
+            raise DeadlockError(
+                f'{task.method} (task {task.uid}) awaits {state.label} (task {state.task_id}), '
+                f'which is queued behind it on the same tessera ({state.tessera_id}): it would '
+                f'wait forever (calls on one tessera run one at a time). Cycle: '
+                f'{task.method} -> {state.method} -> {task.method}')
+
     async def wait(self, state):
         """Wait for the task; raise its exception if it failed."""
+        self._check_self_wait(state)
         if state.foreign:
             await self.fetch(state, Select.DONE)
             return
@@ -355,6 +368,7 @@ class Client:
         error = self.error_of(state)
         if error is not None:
             raise error
+        self._check_self_wait(state)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._lock:
