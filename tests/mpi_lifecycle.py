@@ -19,6 +19,17 @@ class Busy:
     def ok(self):
         return 'ok'
 
+    def big(self, mib):
+        import numpy as np
+        return np.ones(mib << 17)
+
+    def consume(self, array):
+        return array.nbytes
+
+    def break_runtime(self):
+        mosaic.runtime()._table = {}        # the next record this worker gets fails its dispatch
+        return True
+
 
 class NeedsCode(Exception):
     def __init__(self, message, code):        # pickles, but cannot be rebuilt from its args
@@ -106,6 +117,25 @@ async def main_unseen_failure(runtime):
     await b.ok()
     gc.collect()
     await b.ok()
+
+
+async def main_raises_during_big_transfers(runtime):
+    # results of hundreds of MiB moving worker to worker when main fails
+    a = Busy.remote(runtime=runtime.workers[0])
+    b = Busy.remote(runtime=runtime.workers[-1])
+    await a
+    await b
+    for _ in range(4):
+        b.consume(a.big(256))
+    await asyncio.sleep(0.3)
+    raise ValueError('main failed during transfers')
+
+
+async def main_breaks_a_worker_runtime(runtime):
+    b = Busy.remote()
+    assert await b.break_runtime().result() is True
+    await b.ok()                            # never answered: the worker's runtime fails
+    raise AssertionError('unreachable')
 
 
 def two_step_raises():

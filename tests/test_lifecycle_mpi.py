@@ -78,6 +78,50 @@ def test_log_level_makes_the_runtime_logs_visible():
     assert '[worker:1] DEBUG mosaic_mpi' in result.stderr
 
 
+def test_exception_in_main_during_big_worker_to_worker_transfers_ends_with_code_1():
+    result, _ = timed(['main_raises_during_big_transfers'], timeout=40)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count('ValueError: main failed during transfers') == 1, result.stderr
+    assert result.stderr.count('Traceback') == 1
+    assert 'unfinished sends' not in result.stderr
+
+
+def test_an_error_in_a_workers_runtime_is_reported_and_ends_the_job():
+    result, _ = timed(['main_breaks_a_worker_runtime'], n=2, timeout=40)
+    assert result.returncode != 0
+    assert 'progress of rank 1 failed' in result.stderr, result.stderr
+    assert 'KeyError' in result.stderr and 'Traceback' in result.stderr
+
+
+@pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_launcher_ends_every_rank(sig):
+    command, env = mpi_command([SCRIPT, 'main_sleeps'], n=3)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        line = ''
+        while 'READY' not in line and time.monotonic() < deadline:
+            line = process.stdout.readline()
+        assert 'READY' in line
+        process.send_signal(sig)                # to mpiexec alone, as a batch system does
+        process.wait(timeout=30)
+        assert process.returncode != 0
+        left = subprocess.run(['pgrep', '-f', f'{SCRIPT} main_sleeps'], capture_output=True,
+                              text=True)
+        for _ in range(50):
+            if not left.stdout.strip():
+                break
+            time.sleep(0.2)
+            left = subprocess.run(['pgrep', '-f', f'{SCRIPT} main_sleeps'],
+                                  capture_output=True, text=True)
+        assert left.stdout.strip() == '', f'ranks left behind: {left.stdout}'
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 def test_ctrl_c_ends_every_rank_quickly():
     command, env = mpi_command([SCRIPT, 'main_sleeps'], n=3)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

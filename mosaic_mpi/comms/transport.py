@@ -81,8 +81,8 @@ class Transport:
     buffer_pool : int
         Most bytes of freed large receive buffers kept for reuse (see :mod:`.pool`).
     on_fatal : callable, optional
-        Called with the formatted traceback if the progress thread fails; by default the job is
-        aborted with ``MPI_Abort``.
+        Called with the formatted traceback if the progress thread fails (also settable later as
+        the ``on_fatal`` attribute); by default the job is aborted with ``MPI_Abort``.
     """
 
     def __init__(self, comm, handler, max_chunk=1 << 30, spin_time=0.001, max_sleep=0.01,
@@ -95,7 +95,7 @@ class Transport:
         self._handler = handler
         self._spin_time = spin_time
         self._max_sleep = max_sleep
-        self._on_fatal = on_fatal
+        self.on_fatal = on_fatal
         self._outbox = collections.deque()
         self._wake = threading.Event()
         self._sleeping = False          # the progress thread is parked on _wake
@@ -360,8 +360,8 @@ class Transport:
         _log.critical('progress of rank %d failed:\n%s', self.rank, text)
         sys.stderr.write(f'mosaic_mpi: progress of rank {self.rank} failed:\n{text}')
         sys.stderr.flush()
-        if self._on_fatal is not None:
-            self._on_fatal(text)
+        if self.on_fatal is not None:
+            self.on_fatal(text)
         else:
             abort_world(1)
 

@@ -77,6 +77,7 @@ class Runtime:
         if self.rank != 0 and config.output_prefix:
             self.output = OutputPrefixer(self.uid)
             self.output.start()
+            self.transport.on_fatal = self._fatal
         self.workers = [WorkerHandle(f'worker:{r}', r) for r in range(1, self.transport.size)]
         self.num_workers = len(self.workers)
         self.bridge = LoopBridge()
@@ -187,6 +188,12 @@ class Runtime:
         self.transport.unwatch(record.rank)
         if self._stopped_acks | self.client.lost >= {w.rank for w in self.workers}:
             self._all_stopped.set()
+
+    def _fatal(self, text):
+        """The runtime failed on this rank (reported already): show every line, end the job."""
+        if self.output is not None:
+            self.output.drain(1.0)
+        abort_world(1)
 
     def _on_peer_lost(self, rank, silence):
         """A peer fell silent (in a progress cycle): the head fails what waited on it."""
