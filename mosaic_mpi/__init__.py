@@ -20,6 +20,7 @@ import logging as _logging
 from .api import run, init, stop, runtime, gather
 from .core.task import TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, TaskStatus
 from .core.tessera import tessera, TesseraProxy, ArrayProxy, TaskArray
+from .core.warehouse_object import WarehouseObject
 from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
                      SerialisationError, RuntimeNotRunning)
 
@@ -27,6 +28,7 @@ __version__ = '0.1.0'
 
 __all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'tessera', 'TesseraProxy', 'ArrayProxy',
            'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
+           'WarehouseObject',
            'MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
            'SerialisationError', 'RuntimeNotRunning', '__version__']
 

@@ -193,6 +193,15 @@ class Transport:
         if self._sleeping and not self._standing_aside:
             self._wake.set()
 
+    def broadcast(self, root, payload, sizes, make_record):
+        """Post nonblocking broadcasts of out-of-band buffers (see :meth:`.wire.Wire.broadcast`).
+
+        Only inside a progress cycle (a handler, or a function run by :meth:`call_soon`), on
+        every rank, in the same order on every rank. The progress thread does not sleep until
+        they complete; ``make_record``'s record then reaches the handler, as if from ``root``.
+        """
+        self._wire.broadcast(root, payload, sizes, make_record)
+
     def close(self, timeout=10.0):
         """Send what is queued, stop the progress thread and free the communicator.
 

@@ -13,8 +13,10 @@ import threading
 
 from ..comms import Transport, abort_world, mpi_world
 from ..messages import Call, Completed, CreateTessera, Drop, Fetch, Stop, Stopped, Value
+from ..messages import Broadcasted, DropObject, Publish, PublishRequest, Published
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
+from .objects import Objects
 from .placement import RoundRobin, WorkerHandle
 from .warehouse import Warehouse
 from .worker import Worker
@@ -73,6 +75,9 @@ class Runtime:
         self.warehouse = Warehouse()
         self.client = Client(self.rank, self.transport, self.bridge, self.requests,
                              RoundRobin(self.workers), config.oob_threshold)
+        self.objects = Objects(self.rank, self.transport.size, self.transport, self.bridge,
+                               self.requests, self.warehouse, self.client.new_id,
+                               config.oob_threshold)
         self.worker = None
         self._stopped_acks = set()
         self._all_stopped = threading.Event()
@@ -81,11 +86,16 @@ class Runtime:
             self.loop = new_event_loop(self.transport)
             self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
                                  self.warehouse, config.oob_threshold, self.loop)
-        table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped}
+            self.worker.objects = self.objects
+        table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped,
+                 Fetch: self.objects.on_fetch, DropObject: self.objects.on_drop,
+                 Published: self.objects.on_published, Broadcasted: self.objects.on_broadcasted,
+                 PublishRequest: self.objects.on_publish_request}
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
                           Call: self.worker.on_call, Stop: self.worker.on_stop,
-                          Fetch: self.worker.on_fetch, Drop: self.worker.on_drop})
+                          Fetch: self.worker.on_fetch, Drop: self.worker.on_drop,
+                          Publish: self.objects.on_publish})
         self._table = table
         self.transport.add_idle_hook(self.client.flush_drops)
         self.transport.start()
@@ -111,6 +121,74 @@ class Runtime:
         self._stopped_acks.add(record.rank)
         if len(self._stopped_acks) == self.num_workers:
             self._all_stopped.set()
+
+    # -- warehouse (runtime/objects.py) -----------------------------------------------------------
+
+    async def put(self, obj, publish=False):
+        """Store ``obj`` in the warehouse; returns a reference to it.
+
+        The value stays on this rank (head or worker: ``put`` works inside a tessera's method
+        too). Passed as a top-level argument of a call, the reference arrives as the value;
+        nested in a container, as the reference. Two puts of one object make two references.
+
+        Parameters
+        ----------
+        obj : object
+            The value (kept as it is, not copied, on this rank).
+        publish : bool
+            Also copy it to every rank, with one MPI broadcast, before returning: reads of the
+            reference are then local everywhere.
+
+        Returns
+        -------
+        WarehouseObject
+
+        Raises
+        ------
+        SerialisationError
+            With ``publish``, if ``obj`` cannot be pickled.
+        """
+        return await self.objects.put(obj, publish)
+
+    async def get(self, ref):
+        """The value of a warehouse reference (``await ref.value()`` is the same).
+
+        Parameters
+        ----------
+        ref : WarehouseObject or str
+            A reference, or its uid.
+
+        Returns
+        -------
+        object
+
+        Raises
+        ------
+        KeyError
+            At once if it was dropped (or its owner does not know it).
+        TypeError
+            If ``ref`` is not a reference or uid.
+        ValueError
+            If ``ref`` is a malformed uid or names a rank outside this runtime.
+        """
+        return await self.objects.get(ref)
+
+    async def drop(self, ref):
+        """Remove a warehouse value from every rank (``await ref.drop()`` is the same).
+
+        Returns when every rank has forgotten it; later reads anywhere raise ``KeyError``.
+
+        Parameters
+        ----------
+        ref : WarehouseObject or str
+            A reference, or its uid.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As for :meth:`get`.
+        """
+        await self.objects.drop(ref)
 
     # -- head --------------------------------------------------------------------------------------
 
