@@ -821,10 +821,11 @@ async def case_warehouse_publish(runtime):
     rng = np.random.default_rng(1)
     a = rng.random(1 << 20)                                 # 8 MiB
     total = float(a.sum())
-    sent = runtime.transport.bytes_sent
+    sent, broadcast = runtime.transport.bytes_sent, runtime.transport.bytes_broadcast
     pref = await runtime.put(a, publish=True)
     assert pref.published
     assert runtime.transport.bytes_sent - sent < 100_000    # the data went by broadcast
+    assert runtime.transport.bytes_broadcast - broadcast == a.nbytes
     for shelf in shelves:                                   # every worker reads its own copy
         sums, fetched, sent_there = await shelf.read([pref]).result()
         assert sums == [total] and fetched == 0 and sent_there == 0, (sums, fetched, sent_there)

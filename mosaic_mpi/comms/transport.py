@@ -226,13 +226,18 @@ class Transport:
 
     @property
     def bytes_sent(self):
-        """int: bytes sent so far, headers included."""
+        """int: bytes sent so far point to point, headers included."""
         return self._wire.bytes_sent
 
     @property
     def bytes_received(self):
         """int: bytes received so far, headers included."""
         return self._wire.bytes_received
+
+    @property
+    def bytes_broadcast(self):
+        """int: bytes of the broadcasts this rank took part in (root or receiver)."""
+        return self._wire.bytes_broadcast
 
     @property
     def alive(self):

@@ -121,7 +121,9 @@ class Wire:
         Packets (and broadcasts) in flight with data messages: MPI moves those only while
         someone calls into it.
     bytes_sent, bytes_received : int
-        Totals, headers included.
+        Point-to-point totals, headers included.
+    bytes_broadcast : int
+        Bytes of the broadcasts this rank took part in (as root or receiver).
     """
 
     def __init__(self, comm, max_chunk, buffer_pool):
@@ -140,6 +142,7 @@ class Wire:
         self.large = 0
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.bytes_broadcast = 0
 
     def free(self):
         """Free the communicators (every request must have completed)."""
@@ -186,7 +189,7 @@ class Wire:
         packet.buffers = raws
         self.bytes_sent += nbytes
 
-    def broadcast(self, root, buffers, sizes, make_record):
+    def broadcast(self, root, payload, sizes, make_record):
         """Post the nonblocking broadcasts of a list of buffers from ``root`` (returns at once).
 
         Every rank of the communicator must call this for every broadcast, in the same order.
@@ -195,7 +198,7 @@ class Wire:
         ----------
         root : int
             The rank that has the data.
-        buffers : payload or None
+        payload : Payload or None
             On ``root``: a :class:`~mosaic_mpi.serialisation.Payload` whose out-of-band buffers are
             sent straight from their memory (its arrays stay read-only until the broadcast ends
             here). Elsewhere ``None``.
@@ -205,15 +208,22 @@ class Wire:
             Elsewhere than on ``root``: ``make_record(received)`` with ``received`` the list of
             receive buffers (writeable, in order) returns the record delivered, as from
             ``root``, when every buffer is in. ``None`` on ``root``.
+
+        Raises
+        ------
+        ValueError
+            If ``sizes`` is empty (nothing to broadcast).
         """
+        if not sizes:
+            raise ValueError('a broadcast needs at least one buffer')
         MPI = self._MPI
         comm = self.collectives
         packet = _Packet(0, held=[])
         packet.large = True
         self.large += 1
         if self.rank == root:
-            packet.held.append(buffers)
-            raws = [pickle.PickleBuffer(b).raw() for b in buffers.buffers]
+            packet.held.append(payload)
+            raws = [pickle.PickleBuffer(b).raw() for b in payload.buffers]
         else:
             raws, lent = [], []
             for size in sizes:
@@ -226,6 +236,7 @@ class Wire:
                 packet.pending += 1
                 self._add(comm.Ibcast([raw[start:stop], MPI.BYTE], root), packet)
         packet.buffers = raws
+        self.bytes_broadcast += sum(sizes)
 
     def receive(self, batch):
         """Receive every header that has arrived and post the receives of its data messages.

@@ -150,7 +150,8 @@ class Objects:
         SerialisationError
             If the value arrived but cannot be unpickled here.
         """
-        object_id = self._check(ref)
+        ref = self._check(ref)
+        object_id = ref.object_id
         entry = self._warehouse.find(object_id)
         if entry is not None:
             if entry.ok:
@@ -159,11 +160,11 @@ class Objects:
         dropped = self._warehouse.dropped(object_id)
         owner = id_rank(object_id)
         if dropped or owner == self.rank:
-            raise missing_object(object_id, dropped)
+            raise missing_object(object_id, dropped, ref.uid)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         request_id = self._requests.new(
-            lambda record: self._bridge.resolve(loop, self._fetched, object_id, future, record))
+            lambda record: self._bridge.resolve(loop, self._fetched, ref, future, record))
         self.fetches += 1
         self._transport.send(owner, Fetch(request_id, object_id, Select.OBJECT, self.rank))
         return await future
@@ -181,7 +182,7 @@ class Objects:
         TypeError, ValueError
             As for :meth:`get`.
         """
-        object_id = self._check(ref)
+        object_id = self._check(ref).object_id
         self._warehouse.forget(object_id)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -207,19 +208,22 @@ class Objects:
         if not 0 <= ref.owner < self.size:
             raise ValueError(f'{ref.uid} names rank {ref.owner}, which is not in this runtime '
                              f'({self.size} ranks): a reference from another run?')
-        return ref.object_id
+        return ref
 
     @staticmethod
-    def _fetched(object_id, future, record):
+    def _fetched(ref, future, record):
         value = error = None
         try:
             if record.ok:
                 value = loads(record.payload)
             else:
                 error = unpack_error(record.payload)
+                if isinstance(error, KeyError):     # the owner's: name the object by its uid
+                    error = KeyError(str(error.args[0]).replace(
+                        f'ware-*-{ref.object_id:032x}', ref.uid))
         except Exception as exc:
-            error = SerialisationError(f'warehouse object {object_id:032x} arrived but cannot '
-                                       f'be unpickled here: {type(exc).__name__}: {exc}')
+            error = SerialisationError(f'warehouse object {ref.uid} arrived but cannot be '
+                                       f'unpickled here: {type(exc).__name__}: {exc}')
             error.__cause__ = exc
         _settle(future, value, error)
 

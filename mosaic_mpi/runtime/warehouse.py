@@ -96,7 +96,7 @@ def value_for(fetch, entry, threshold):
         return Value(fetch.request_id, False, pack_error(exc, ''))
 
 
-def missing_object(object_id, dropped):
+def missing_object(object_id, dropped, uid=None):
     """The ``KeyError`` of reading a warehouse object that is not there.
 
     Parameters
@@ -105,12 +105,14 @@ def missing_object(object_id, dropped):
         Its id (the last 32 hex digits of its uid).
     dropped : bool
         Whether the rank that looked saw it dropped.
+    uid : str, optional
+        Its uid, if known (the owner of a dropped id no longer knows its type).
 
     Returns
     -------
     KeyError
     """
-    label = f'warehouse object ware-*-{object_id:032x}'
+    label = f'warehouse object {uid or f"ware-*-{object_id:032x}"}'
     if dropped:
         return KeyError(f'{label} was dropped')
     owner = id_rank(object_id)

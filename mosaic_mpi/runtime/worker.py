@@ -266,7 +266,7 @@ class Worker:
                 return
             dropped = self.warehouse.dropped(dep.task_id)
             if dropped or dep.owner == self.rank:
-                self._fail_dep(task, dep, missing_object(dep.task_id, dropped))
+                self._fail_dep(task, dep, missing_object(dep.task_id, dropped, dep.label))
                 return
         elif dep.owner == self.rank:
             self.warehouse.subscribe(dep.task_id, lambda entry: self._fill_local(task, dep, entry))
