@@ -5,7 +5,7 @@ Run::
 
     mpiexec -n 3 python bench/bench_publish.py            # 64 MiB to 2 workers, 5 reps
     mpiexec -n 3 python bench/bench_publish.py --quick    # 3 reps
-    mpiexec -n 5 python bench/bench_publish.py --sizes 16,64   # 4 workers (oversubscribed on 2 cores)
+    mpiexec -n 5 python bench/bench_publish.py --sizes 16,64   # 4 workers (oversubscribed)
 
 Every rank runs this script. First the *raw* phase on ``COMM_WORLD`` (each timed on rank 0, from
 the start until every worker has acknowledged with 1 byte, as ``put`` waits for every copy):

@@ -755,7 +755,7 @@ async def case_barrier(runtime):
     assert all(t.check_result() for t in tasks)
 
 
-# -- S24: the warehouse -------------------------------------------------------------------------------
+# -- S24: the warehouse ------------------------------------------------------------------------------
 
 
 async def _shelves(runtime):
@@ -784,7 +784,7 @@ async def case_warehouse_put_get(runtime):
     for shelf in shelves:
         # top level (positional and keyword) -> the value; nested -> a reference
         assert await shelf.describe(ref, key=dref).result() == ('ndarray', total, d)
-        assert await shelf.first(one).result() == {'value': (5,)}         # stored as is, not unwrapped
+        assert await shelf.first(one).result() == {'value': (5,)}   # stored as is: not unwrapped
         assert await shelf.types([ref, dref]).result() == ['WarehouseObject'] * 2
         assert await shelf.read_nested([ref, ref2]).result() == [total, total]
         sums, fetched, _ = await shelf.read([ref, ref2]).result()

@@ -185,3 +185,18 @@ def test_owners_answer_reads_of_missing_objects_at_once():
     assert dest == 2 and not reply.ok
     error = unpack_error(reply.payload)
     assert isinstance(error, KeyError) and 'not in the warehouse of worker:1' in str(error)
+
+
+def test_a_fetch_reaching_the_owner_after_the_drop_gets_key_error_at_once():
+    owner, transport, store = _objects(1)
+    object_id = make_id(1, 1)
+    store.add_object(object_id, Entry(True, np.ones(3), None))
+    owner.on_fetch(2, M.Fetch(4, object_id, Select.OBJECT, 2))
+    assert transport.log[-1][2].ok and np.array_equal(loads(transport.log[-1][2].payload),
+                                                      np.ones(3))
+    owner.on_drop(0, M.DropObject(5, object_id, 0))
+    owner.on_fetch(2, M.Fetch(6, object_id, Select.OBJECT, 2))
+    (_, dest, reply) = transport.log[-1]
+    assert dest == 2 and reply.request_id == 6 and not reply.ok
+    error = unpack_error(reply.payload)
+    assert isinstance(error, KeyError) and 'was dropped' in str(error)

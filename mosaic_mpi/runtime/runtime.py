@@ -49,6 +49,10 @@ class Runtime:
         on a private duplicate of it).
     logger : logging.Logger
         The ``mosaic_mpi`` logger.
+    warehouse : Warehouse
+        This rank's store of task results and warehouse objects.
+    objects : Objects
+        This rank's side of the warehouse objects (:meth:`put`, :meth:`get`, :meth:`drop`).
 
     Raises
     ------
@@ -87,10 +91,10 @@ class Runtime:
             self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
                                  self.warehouse, config.oob_threshold, self.loop)
             self.worker.objects = self.objects
-        table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped,
-                 Fetch: self.objects.on_fetch, DropObject: self.objects.on_drop,
-                 Published: self.objects.on_published, Broadcasted: self.objects.on_broadcasted,
-                 PublishRequest: self.objects.on_publish_request}
+        table = {Completed: self.client.on_completed, Value: self._on_value, Stopped: self._on_stopped}
+        table.update({Fetch: self.objects.on_fetch, DropObject: self.objects.on_drop,     # warehouse
+                      Published: self.objects.on_published, PublishRequest:
+                      self.objects.on_publish_request, Broadcasted: self.objects.on_broadcasted})
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
                           Call: self.worker.on_call, Stop: self.worker.on_stop,

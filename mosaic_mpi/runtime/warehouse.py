@@ -153,7 +153,7 @@ class Warehouse:
             for task_id in task_ids:
                 self._entries.pop(task_id, None)
 
-    # -- warehouse objects ---------------------------------------------------------------------------
+    # -- warehouse objects -------------------------------------------------------------------------
 
     def add_object(self, object_id, entry):
         """Store a warehouse object's ``entry`` under a fresh id (write-once).
