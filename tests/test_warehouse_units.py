@@ -200,3 +200,22 @@ def test_a_fetch_reaching_the_owner_after_the_drop_gets_key_error_at_once():
     assert dest == 2 and reply.request_id == 6 and not reply.ok
     error = unpack_error(reply.payload)
     assert isinstance(error, KeyError) and 'was dropped' in str(error)
+
+
+def test_put_keeps_the_object_itself_and_an_unpicklable_publish_fails_at_the_put():
+    import threading
+    objects, transport, store = _objects(0)
+    value = np.ones(5)
+    ref = asyncio.run(objects.put(value))
+    assert store.find(ref.object_id).value is value and transport.log == []   # nothing sent
+    assert ref.uid.startswith('ware-ndarray-') and ref.owner == 0 and not ref.published
+    assert asyncio.run(objects.get(ref)) is value and asyncio.run(objects.get(ref.uid)) is value
+    again = asyncio.run(objects.put(value))
+    assert again != ref
+    with pytest.raises(mosaic_mpi.SerialisationError):
+        asyncio.run(objects.put(threading.Lock(), publish=True))
+    assert len(store) == 2 and transport.log == []
+    with pytest.raises(TypeError, match='WarehouseObject'):
+        asyncio.run(objects.get(3))
+    with pytest.raises(ValueError, match='rank 7'):
+        asyncio.run(objects.get(WarehouseObject(make_id(7, 1), 'int')))
