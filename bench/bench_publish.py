@@ -12,7 +12,9 @@ the start until every worker has acknowledged with 1 byte, as ``put`` waits for 
 
 * Bcast: ``comm.Bcast(a, root=0)``, the workers receiving into a fresh ``np.empty`` each time (its
   pages first touched by the receive, as for any newly received array) and, as a second row, into
-  one reused buffer (the MPI ceiling);
+  one reused buffer (the MPI ceiling). MPICH busy-polls inside a blocking ``Bcast``, which
+  oversubscribed ranks pay for; so a third row posts ``comm.Ibcast`` and tests it with
+  ``os.sched_yield()`` between tests on every rank, as the runtime's progress threads do;
 * W sends: rank 0 ``Isend``s the same array to each of the W workers at once and waits for them;
   each worker ``Recv``s into a fresh ``np.empty``.
 
@@ -99,6 +101,27 @@ def _bcast(comm, array, count, reps, fresh=True):
     return samples[1:] if rank == 0 else None
 
 
+def _ibcast(comm, array, count, reps):
+    """``comm.Ibcast`` from rank 0 into reused buffers, every rank testing it with
+    ``os.sched_yield()`` between tests (as the runtime's progress threads do), acknowledged."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    ack = np.zeros(1, dtype=np.uint8)
+    buffer = array if rank == 0 else np.ones(count, dtype=np.float64)
+    samples = []
+    for _ in range(reps + 1):
+        idle_barrier(comm)
+        start = time.perf_counter()
+        request = comm.Ibcast(buffer, root=0)
+        while not request.Test():
+            os.sched_yield()
+        if rank == 0:
+            _acknowledged(comm, range(1, size))
+            samples.append(time.perf_counter() - start)
+        else:
+            comm.Send(ack, 0)
+    return samples[1:] if rank == 0 else None
+
+
 def _sends(comm, array, count, reps):
     """Rank 0 ``Isend``s ``array`` to every worker at once, acknowledged; seconds on rank 0."""
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -132,7 +155,7 @@ def raw_phase(args):
     -------
     dict
         On rank 0: ``{(kind, mib): seconds list}`` for kinds ``bcast``, ``bcast-reused``,
-        ``sends``. Empty elsewhere.
+        ``ibcast``, ``sends``. Empty elsewhere.
     """
     comm = MPI.COMM_WORLD
     results = {}
@@ -141,6 +164,7 @@ def raw_phase(args):
         array = np.ones(count, dtype=np.float64) if comm.Get_rank() == 0 else None
         results[('bcast', mib)] = _bcast(comm, array, count, args.reps)
         results[('bcast-reused', mib)] = _bcast(comm, array, count, args.reps, fresh=False)
+        results[('ibcast', mib)] = _ibcast(comm, array, count, args.reps)
         results[('sends', mib)] = _sends(comm, array, count, args.reps)
         del array
     idle_barrier(comm)
@@ -228,11 +252,14 @@ def make_main(args, raw):
             calls = summary(await mosaic_calls(tesserae, array, args.reps))['median']
             bcast = summary(raw[('bcast', mib)])['median']
             reused = summary(raw[('bcast-reused', mib)])['median']
+            ibcast = summary(raw[('ibcast', mib)])['median']
             sends = summary(raw[('sends', mib)])['median']
             table.add(f'{mib} MiB: put(a, publish=True) vs comm.Bcast', 'ms', publish * 1e3,
                       bcast * 1e3, note='raw receives into a fresh np.empty')
             table.add('  same, raw Bcast into a reused buffer', 'ms', publish * 1e3,
                       reused * 1e3, note='the MPI ceiling')
+            table.add('  same, raw Ibcast polled with sched_yield', 'ms', publish * 1e3,
+                      ibcast * 1e3, note='reused buffers; how the runtime drives it')
             table.add(f'  same vs {W} raw Isends of the buffer', 'ms', publish * 1e3,
                       sends * 1e3)
             table.add(f'{mib} MiB: {W} calls p.consume(a) vs {W} raw Isends', 'ms', calls * 1e3,
