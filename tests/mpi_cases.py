@@ -881,6 +881,13 @@ async def case_warehouse_drop(runtime):
         exc = await expect(DependencyError, shelf.sum(ref).result())
         assert isinstance(exc.__cause__, KeyError) and ref.uid in str(exc)
     await ref.drop()                                        # dropping twice is harmless
+    # Mosaic's keywords: cache_only (there is no cache: nothing happens), cache, propagate
+    kept = await runtime.put(np.ones(7), publish=True)
+    await runtime.drop(kept, cache_only=True)
+    assert float(np.sum(await runtime.get(kept, cache=False))) == 7.0
+    assert [await s.holds([kept]).result() for s in shelves] == [[True]] * len(shelves)
+    await runtime.drop(kept, propagate=True)
+    await expect(KeyError, asyncio.wait_for(runtime.get(kept), 10.0))
     # published, dropped: every copy goes
     pref = await runtime.put(np.ones(300_000), publish=True)
     assert [await s.holds([pref]).result() for s in shelves] == [[True]] * len(shelves)

@@ -154,13 +154,16 @@ class Runtime:
         """
         return await self.objects.put(obj, publish)
 
-    async def get(self, ref):
+    async def get(self, ref, cache=True):
         """The value of a warehouse reference (``await ref.value()`` is the same).
 
         Parameters
         ----------
         ref : WarehouseObject or str
             A reference, or its uid.
+        cache : bool
+            Accepted for Mosaic's signature; no effect: a rank that holds a copy (the owner, or
+            any rank once published) reads it locally, and nothing else is cached.
 
         Returns
         -------
@@ -177,7 +180,7 @@ class Runtime:
         """
         return await self.objects.get(ref)
 
-    async def drop(self, ref):
+    async def drop(self, ref, cache_only=False, propagate=False):
         """Remove a warehouse value from every rank (``await ref.drop()`` is the same).
 
         Returns when every rank has forgotten it; later reads anywhere raise ``KeyError``.
@@ -186,13 +189,19 @@ class Runtime:
         ----------
         ref : WarehouseObject or str
             A reference, or its uid.
+        cache_only : bool
+            Mosaic's "only forget the local cached copy": there is no such cache here, so
+            ``True`` does nothing (the value and published copies stay).
+        propagate : bool
+            Accepted for Mosaic's signature; a drop always reaches the owner and every copy.
 
         Raises
         ------
         TypeError, ValueError
             As for :meth:`get`.
         """
-        await self.objects.drop(ref)
+        if not cache_only:
+            await self.objects.drop(ref)
 
     # -- head --------------------------------------------------------------------------------------
 
