@@ -23,16 +23,18 @@ from .logs import logger
 from .core.task import (TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, TaskStatus, Task,
                         current_task)
 from .core.tessera import tessera, TesseraProxy, ArrayProxy, TaskArray
+from .core.warehouse_object import WarehouseObject
 from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
                      SerialisationError, RuntimeNotRunning, RuntimeDisconnectedError,
                      DeadlockError)
 
 __version__ = '0.1.0'
 
-__all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'logger', 'tessera', 'TesseraProxy', 'ArrayProxy',
+__all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'logger', 'tessera', 'TesseraProxy',
+           'ArrayProxy',
            'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
-           'Task', 'current_task', 'MosaicError', 'RemoteError', 'RemoteTraceback',
-           'DependencyError', 'SerialisationError', 'RuntimeNotRunning',
+           'Task', 'current_task', 'WarehouseObject', 'MosaicError', 'RemoteError',
+           'RemoteTraceback', 'DependencyError', 'SerialisationError', 'RuntimeNotRunning',
            'RuntimeDisconnectedError', 'DeadlockError', '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())

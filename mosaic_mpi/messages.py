@@ -21,9 +21,10 @@ from typing import NamedTuple, Any, Optional, Tuple
 
 from .serialisation import Payload
 
-__all__ = ['make_id', 'id_rank', 'anonymous_tessera_id', 'Op', 'Select', 'Ask', 'Dependency', 'CreateTessera', 'Call',
-           'Completed', 'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'Query', 'Beat', 'Lost',
-           'pack', 'unpack']
+__all__ = ['make_id', 'id_rank', 'anonymous_tessera_id', 'Op', 'Select', 'Ask', 'Dependency',
+           'CreateTessera', 'Call', 'Completed', 'Fetch', 'Value', 'Drop', 'Stop', 'Stopped',
+           'Query', 'Beat', 'Lost', 'PublishRequest', 'Publish', 'Published', 'DropObject',
+           'Broadcasted', 'pack', 'unpack']
 
 _ID_BITS = 40
 
@@ -60,6 +61,7 @@ class Select(enum.Enum):
     """
     WHOLE = 'whole'    #: the result, a 1-tuple unwrapped (what ``result()`` returns)
     DONE = 'done'      #: completion only, no value
+    OBJECT = 'object'  #: a warehouse object, as stored; missing means dropped (never waited for)
 
     # Members are singletons compared by identity: hash them the same way (Enum's own __hash__
     # is a Python function, and selectors are dictionary keys on every fetch).
@@ -172,6 +174,50 @@ class Lost(NamedTuple):
     """The head tells the workers that worker ``rank`` was lost (``silence`` s without a word)."""
     rank: int
     silence: float
+# -- warehouse objects (docs/architecture.md, "Warehouse") ------------------------------------------
+
+class PublishRequest(NamedTuple):
+    """A worker asks the head to sequence the broadcast of its warehouse object ``object_id``.
+
+    ``data`` is the object's in-band pickle, ``sizes`` the byte sizes of its out-of-band buffers.
+    """
+    object_id: int
+    data: bytes
+    sizes: Tuple[int, ...]
+
+
+class Publish(NamedTuple):
+    """The head announces broadcast number ``seq`` (0, 1, 2, ... on every rank) of ``object_id``.
+
+    Every rank posts the broadcasts of ``sizes`` (rooted at ``root``) in ``seq`` order.
+    """
+    seq: int
+    object_id: int
+    root: int
+    data: bytes
+    sizes: Tuple[int, ...]
+
+
+class Published(NamedTuple):
+    """``rank`` holds its copy of the published ``object_id`` (to the publishing rank)."""
+    object_id: int
+    rank: int
+
+
+class DropObject(NamedTuple):
+    """Forget ``object_id`` for good; answered by a :class:`Value` (``None``) to ``requester``."""
+    request_id: int
+    object_id: int
+    requester: int
+
+
+class Broadcasted(NamedTuple):
+    """Local only, never sent: the broadcast of ``object_id`` has arrived here.
+
+    Made by the transport when every buffer of the broadcast is in; ``payload`` wraps them.
+    """
+    object_id: int
+    payload: Any
 
 
 # -- wire form ---------------------------------------------------------------------------------------
@@ -287,9 +333,13 @@ def _plain_in(cls):
 
 _ENCODE = {CreateTessera: _create_out, Call: _call_out, Completed: _completed_out,
            Fetch: _fetch_out, Value: _value_out, Drop: _plain_out(5), Stop: _plain_out(6),
-           Stopped: _plain_out(7), Query: _query_out, Beat: _plain_out(9), Lost: _plain_out(10)}
+           Stopped: _plain_out(7), Query: _query_out, Beat: _plain_out(9), Lost: _plain_out(10),
+           PublishRequest: _plain_out(11), Publish: _plain_out(12), Published: _plain_out(13),
+           DropObject: _plain_out(14)}
 _DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(Drop),
-           _plain_in(Stop), _plain_in(Stopped), _query_in, _plain_in(Beat), _plain_in(Lost))
+           _plain_in(Stop), _plain_in(Stopped), _query_in, _plain_in(Beat), _plain_in(Lost),
+           _plain_in(PublishRequest), _plain_in(Publish), _plain_in(Published),
+           _plain_in(DropObject))
 
 
 def pack(records):

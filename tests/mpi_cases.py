@@ -152,6 +152,78 @@ class Broken:
         return 1
 
 
+@mosaic.tessera
+class Shelf:
+    """Uses the warehouse from inside its methods (the worker's runtime)."""
+
+    def rank(self):
+        return mosaic.runtime().rank
+
+    def describe(self, value, key=None):
+        # top-level references arrive as their values
+        return type(value).__name__, float(np.sum(value)), key
+
+    def types(self, container):
+        return [type(item).__name__ for item in container]
+
+    async def read_nested(self, container):
+        values = [await item for item in container]
+        return [float(sum(np.sum(x) for x in v)) if isinstance(v, list) else float(np.sum(v))
+                for v in values]
+
+    def sum(self, value):
+        return float(np.sum(value))
+
+    def first(self, value):
+        return {'value': value}
+
+    async def put(self, value, publish=False):
+        return await mosaic.runtime().put(value, publish=publish)
+
+    async def put_many(self, values, publish=False):
+        return [await mosaic.runtime().put(v, publish=publish) for v in values]
+
+    async def round_trip(self, value):
+        runtime = mosaic.runtime()
+        ref = await runtime.put(value)
+        a, b, c = await ref, await ref.value(), await runtime.get(ref)
+        again = await runtime.put(value)
+        await ref.drop()
+        try:
+            await ref.value()
+        except KeyError:
+            dropped = True
+        else:
+            dropped = False
+        return a is value and b is value and c is value, again.uid != ref.uid, dropped, \
+            float(np.sum(await again))
+
+    async def read(self, refs):
+        # (sum of each value, fetches sent, bytes sent by this rank while reading them)
+        runtime = mosaic.runtime()
+        fetches, sent = runtime.objects.fetches, runtime.transport.bytes_sent
+        sums = [float(np.sum(await ref.value())) for ref in refs]
+        return sums, runtime.objects.fetches - fetches, runtime.transport.bytes_sent - sent
+
+    def holds(self, refs):
+        return [mosaic.runtime().warehouse.find(ref.object_id) is not None for ref in refs]
+
+    async def read_error(self, refs):
+        out = []
+        for ref in refs:
+            try:
+                await asyncio.wait_for(ref.value(), 10.0)
+            except KeyError as exc:
+                out.append(('KeyError', str(exc)))
+            else:
+                out.append(('value', None))
+        return out
+
+    async def drop(self, refs):
+        for ref in refs:
+            await mosaic.runtime().drop(ref)
+
+
 class Abort(BaseException):
     pass
 
@@ -682,6 +754,178 @@ async def case_barrier(runtime):
     assert not any(t.check_result() for t in tasks)
     await runtime.barrier()                             # every task submitted so far has finished
     assert all(t.check_result() for t in tasks)
+
+
+# -- S24: the warehouse ------------------------------------------------------------------------------
+
+
+async def _shelves(runtime):
+    shelves = [Shelf.remote(runtime=w) for w in runtime.workers]
+    await mosaic.gather(shelves)
+    return shelves
+
+
+async def case_warehouse_put_get(runtime):
+    shelves = await _shelves(runtime)
+    a = np.arange(300_000.0)
+    ref = await runtime.put(a)
+    assert isinstance(ref, mosaic.WarehouseObject)
+    assert ref.uid.startswith('ware-ndarray-') and len(ref.uid) == len('ware-ndarray-') + 32
+    assert ref.warehouse_id == 'head' and ref.state is mosaic.TaskStatus.DONE and not ref.published
+    fetches = runtime.objects.fetches
+    assert (await ref) is a and (await ref.value()) is a and (await runtime.get(ref)) is a
+    assert (await ref.result()) is a and (await runtime.get(ref.uid)) is a
+    assert runtime.objects.fetches == fetches                   # the head owns it: local reads
+    ref2 = await runtime.put(a)
+    assert ref2.uid != ref.uid and ref2 != ref                  # two puts, two entries
+    d = {'x': 1, 'y': [2, 3]}
+    dref = await runtime.put(d)
+    one = await runtime.put((5,))
+    total = float(a.sum())
+    for shelf in shelves:
+        # top level (positional and keyword) -> the value; nested -> a reference
+        assert await shelf.describe(ref, key=dref).result() == ('ndarray', total, d)
+        assert await shelf.first(one).result() == {'value': (5,)}   # stored as is: not unwrapped
+        assert await shelf.types([ref, dref]).result() == ['WarehouseObject'] * 2
+        assert await shelf.read_nested([ref, ref2]).result() == [total, total]
+        sums, fetched, _ = await shelf.read([ref, ref2]).result()
+        assert sums == [total, total] and fetched == 2          # not published: fetched
+    # a value put on a worker, read from the head and by another worker (worker to worker)
+    big = 4_000_000
+    wref = await shelves[0].put(np.ones(big)).result()
+    assert wref.warehouse_id == 'worker:1' and wref.owner == 1
+    fetches = runtime.objects.fetches
+    assert float((await wref).sum()) == big
+    assert runtime.objects.fetches == fetches + 1
+    if runtime.num_workers >= 2:
+        received, sent = runtime.transport.bytes_received, runtime.transport.bytes_sent
+        assert await shelves[1].sum(wref).result() == big
+        assert await shelves[1].read_nested([wref]).result() == [big]
+        assert runtime.transport.bytes_received - received < 1_000_000   # the head relayed nothing
+        assert runtime.transport.bytes_sent - sent < 1_000_000
+
+
+async def case_warehouse_in_a_method(runtime):
+    shelves = await _shelves(runtime)
+    for shelf in shelves:
+        same, distinct, dropped, again = await shelf.round_trip(np.ones(1000)).result()
+        assert same and distinct and dropped and again == 1000.0
+    refs = await shelves[0].put_many([np.full(200_000, 3.0), {'k': 'v'}]).result()
+    assert [r.warehouse_id for r in refs] == ['worker:1', 'worker:1']
+    assert float(np.sum(await refs[0])) == 600_000.0 and (await refs[1]) == {'k': 'v'}
+    assert await shelves[-1].describe(refs[0], key=refs[1]).result() == \
+        ('ndarray', 600_000.0, {'k': 'v'})
+
+
+async def case_warehouse_publish(runtime):
+    shelves = await _shelves(runtime)
+    rng = np.random.default_rng(1)
+    a = rng.random(1 << 20)                                 # 8 MiB
+    total = float(a.sum())
+    sent, broadcast = runtime.transport.bytes_sent, runtime.transport.bytes_broadcast
+    pref = await runtime.put(a, publish=True)
+    assert pref.published
+    assert runtime.transport.bytes_sent - sent < 100_000    # the data went by broadcast
+    assert runtime.transport.bytes_broadcast - broadcast == a.nbytes
+    for shelf in shelves:                                   # every worker reads its own copy
+        sums, fetched, sent_there = await shelf.read([pref]).result()
+        assert sums == [total] and fetched == 0 and sent_there == 0, (sums, fetched, sent_there)
+        assert await shelf.holds([pref]).result() == [True]
+        assert await shelf.sum(pref).result() == total      # as an argument: read locally too
+    # several buffers (several broadcasts), and a value without out-of-band buffers
+    multi = [np.ones(100_000), np.zeros(300_000), np.full(50_000, 2.0)]
+    mref = await runtime.put(multi, publish=True)
+    sref = await runtime.put({'small': 1}, publish=True)
+    for shelf in shelves:
+        assert await shelf.read_nested([mref]).result() == [200_000.0]
+        assert await shelf.holds([mref, sref]).result() == [True, True]
+        assert await shelf.first(sref).result() == {'value': {'small': 1}}
+    # published from a worker: the head and the other workers hold a copy
+    wref = await shelves[-1].put(np.full(500_000, 2.0), publish=True).result()
+    assert wref.published and wref.owner == runtime.workers[-1].rank
+    fetches = runtime.objects.fetches
+    assert float((await wref).sum()) == 1_000_000.0
+    assert runtime.objects.fetches == fetches               # local on the head
+    for shelf in shelves:
+        sums, fetched, _ = await shelf.read([wref]).result()
+        assert sums == [1_000_000.0] and fetched == 0
+    # publishes from the head and from every worker at once: each rank posts the broadcasts in
+    # the head's order; every value is then everywhere
+    values = [np.full(100_000 + i, float(i)) for i in range(12)]
+    head_puts = [asyncio.ensure_future(runtime.put(v, publish=True)) for v in values[:4]]
+    worker_puts = [s.put_many(values[4 + 2 * i: 6 + 2 * i], publish=True)
+                   for i, s in enumerate(shelves)]
+    refs = list(await asyncio.gather(*head_puts))
+    for t in worker_puts:
+        refs += await t.result()
+    expected = [float(v.sum()) for v in values[:len(refs)]]
+    for shelf in shelves:
+        sums, fetched, _ = await shelf.read(refs).result()
+        assert sums == expected and fetched == 0, (sums, expected, fetched)
+    fetches = runtime.objects.fetches
+    assert [float(np.sum(await r)) for r in refs] == expected
+    assert runtime.objects.fetches == fetches
+
+
+async def case_warehouse_drop(runtime):
+    shelves = await _shelves(runtime)
+    # dropped on the head: KeyError at once on the head, on workers, and as a call argument
+    ref = await runtime.put(np.ones(200_000))
+    assert await shelves[0].sum(ref).result() == 200_000.0
+    await ref.drop()
+    for read in (ref.value(), runtime.get(ref), ref.result(), runtime.get(ref.uid)):
+        exc = await expect(KeyError, asyncio.wait_for(read, 10.0))
+        assert 'was dropped' in str(exc), exc
+    await expect(KeyError, asyncio.wait_for(_await(ref), 10.0))
+    for shelf in shelves:
+        assert [k for k, _ in await shelf.read_error([ref]).result()] == ['KeyError']
+        exc = await expect(DependencyError, shelf.sum(ref).result())
+        assert isinstance(exc.__cause__, KeyError) and ref.uid in str(exc)
+    await ref.drop()                                        # dropping twice is harmless
+    # Mosaic's keywords: cache_only (there is no cache: nothing happens), cache, propagate
+    kept = await runtime.put(np.ones(7), publish=True)
+    await runtime.drop(kept, cache_only=True)
+    assert float(np.sum(await runtime.get(kept, cache=False))) == 7.0
+    assert [await s.holds([kept]).result() for s in shelves] == [[True]] * len(shelves)
+    await runtime.drop(kept, propagate=True)
+    await expect(KeyError, asyncio.wait_for(runtime.get(kept), 10.0))
+    # published, dropped: every copy goes
+    pref = await runtime.put(np.ones(300_000), publish=True)
+    assert [await s.holds([pref]).result() for s in shelves] == [[True]] * len(shelves)
+    await runtime.drop(pref)
+    assert [await s.holds([pref]).result() for s in shelves] == [[False]] * len(shelves)
+    for shelf in shelves:
+        assert [k for k, _ in await shelf.read_error([pref]).result()] == ['KeyError']
+    # dropped by a worker: its owner (the head) and the others forget it
+    qref = await runtime.put(np.ones(10), publish=True)
+    await shelves[-1].drop([qref]).result()
+    await expect(KeyError, asyncio.wait_for(qref.value(), 10.0))
+    for shelf in shelves:
+        assert [k for k, _ in await shelf.read_error([qref]).result()] == ['KeyError']
+    # a worker's value, dropped from the head
+    wref = await shelves[0].put(np.ones(10)).result()
+    await wref.drop()
+    await expect(KeyError, asyncio.wait_for(wref.value(), 10.0))
+    # ids the owner never had: its answer is KeyError, not a wait (the reader has no tombstone)
+    from mosaic_mpi.messages import make_id
+    unknown_head = mosaic.WarehouseObject(make_id(0, 10 ** 9), 'int')
+    unknown_worker = mosaic.WarehouseObject(make_id(1, 10 ** 9), 'int')
+    exc = await expect(KeyError, asyncio.wait_for(unknown_worker.value(), 10.0))
+    assert 'worker:1' in str(exc) and 'not in the warehouse' in str(exc)
+    exc = await expect(KeyError, asyncio.wait_for(unknown_head.value(), 10.0))
+    assert 'not in the warehouse of head' in str(exc)
+    for shelf in shelves:
+        out = await shelf.read_error([unknown_head, unknown_worker]).result()
+        assert [k for k, _ in out] == ['KeyError', 'KeyError'], out
+    # bad references: clear errors at the call
+    await expect(TypeError, runtime.get(42))
+    await expect(ValueError, runtime.get('ware-int-xyz'))
+    exc = await expect(ValueError, runtime.get(mosaic.WarehouseObject(make_id(99, 1), 'int')))
+    assert 'rank 99' in str(exc)
+
+
+async def _await(awaitable):
+    return await awaitable
 
 
 CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}

@@ -65,3 +65,11 @@ def test_concurrent_submitters_keep_order_and_results():
     result = run_mpi([HERE / 'mpi_graphs.py', 'concurrency'], n=3, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'CONCURRENCY PASSED' in result.stdout
+
+
+def test_published_values_broadcast_in_chunks_arrive_whole():
+    # max_chunk below the values' sizes: each buffer is several broadcasts, posted in one order
+    result = run_mpi([HERE / 'mpi_cases.py', 'warehouse_publish'], n=3,
+                     env={'MOSAIC_MPI_MAX_CHUNK': '1000000'})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'CASE warehouse_publish PASSED' in result.stdout

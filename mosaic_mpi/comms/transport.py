@@ -226,6 +226,14 @@ class Transport:
             self._liveness = None
         else:
             liveness.forget(rank)
+    def broadcast(self, root, payload, sizes, make_record):
+        """Post nonblocking broadcasts of out-of-band buffers (see :meth:`.wire.Wire.broadcast`).
+
+        Only inside a progress cycle (a handler, or a function run by :meth:`call_soon`), on
+        every rank, in the same order on every rank. The progress thread does not sleep until
+        they complete; ``make_record``'s record then reaches the handler, as if from ``root``.
+        """
+        self._wire.broadcast(root, payload, sizes, make_record)
 
     def close(self, timeout=10.0):
         """Send what is queued, stop the progress thread and free the communicator.
@@ -251,13 +259,18 @@ class Transport:
 
     @property
     def bytes_sent(self):
-        """int: bytes sent so far, headers included."""
+        """int: bytes sent so far point to point, headers included."""
         return self._wire.bytes_sent
 
     @property
     def bytes_received(self):
         """int: bytes received so far, headers included."""
         return self._wire.bytes_received
+
+    @property
+    def bytes_broadcast(self):
+        """int: bytes of the broadcasts this rank took part in (root or receiver)."""
+        return self._wire.bytes_broadcast
 
     @property
     def alive(self):

@@ -17,6 +17,12 @@ handed to the runtime in the order they were sent, even when a later packet comp
 
 Tags are two constants: no counter can run past ``MPI_TAG_UB``.
 
+Broadcasts (:meth:`Wire.broadcast`, the data of published warehouse objects) run on a second
+duplicate of the communicator, made at start-up, that carries nothing else: its collectives can
+never be confused with the packets' point-to-point messages. They are nonblocking
+(``MPI_Ibcast``), one per out-of-band buffer chunk, and complete through the same request list as
+packets: the caller (the runtime) posts them on every rank in one agreed order.
+
 A :class:`Wire` is not thread-safe: the transport (:mod:`.transport`) calls it under its lock.
 """
 
@@ -83,7 +89,8 @@ def _chunks(size, max_chunk):
 
 class _Packet:
     # ``held`` (sent packets only): payloads whose arrays stay read-only until the send completes
-    __slots__ = ('pending', 'body', 'buffers', 'held', 'large')
+    # ``done`` (broadcasts only): the ``(source, record)`` to deliver when it completes
+    __slots__ = ('pending', 'body', 'buffers', 'held', 'large', 'done')
 
     def __init__(self, pending, body=None, buffers=None, held=None):
         self.pending = pending
@@ -91,6 +98,7 @@ class _Packet:
         self.body = body
         self.buffers = buffers
         self.held = held
+        self.done = None
 
 
 class Wire:
@@ -110,15 +118,19 @@ class Wire:
     requests : list of mpi4py.MPI.Request
         Requests in flight (sends not yet complete, chunk receives).
     large : int
-        Packets in flight with data messages: MPI moves those only while someone calls into it.
+        Packets (and broadcasts) in flight with data messages: MPI moves those only while
+        someone calls into it.
     bytes_sent, bytes_received : int
-        Totals, headers included.
+        Point-to-point totals, headers included.
+    bytes_broadcast : int
+        Bytes of the broadcasts this rank took part in (as root or receiver).
     """
 
     def __init__(self, comm, max_chunk, buffer_pool):
         MPI = _mpi()
         self._MPI = MPI
         self.comm = comm.Dup()
+        self.collectives = comm.Dup()       # broadcasts only (see the module docstring)
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self._max_chunk = max_chunk
@@ -131,10 +143,12 @@ class Wire:
         self.heard = set()          # sources of headers received since the transport last looked
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.bytes_broadcast = 0
 
     def free(self):
-        """Free the communicator (every request must have completed)."""
+        """Free the communicators (every request must have completed)."""
         self.comm.Free()
+        self.collectives.Free()
 
     def send(self, dest, records):
         """Start sending ``records`` to rank ``dest`` as one packet (returns at once).
@@ -175,6 +189,55 @@ class Wire:
             nbytes += raw.nbytes
         packet.buffers = raws
         self.bytes_sent += nbytes
+
+    def broadcast(self, root, payload, sizes, make_record):
+        """Post the nonblocking broadcasts of a list of buffers from ``root`` (returns at once).
+
+        Every rank of the communicator must call this for every broadcast, in the same order.
+
+        Parameters
+        ----------
+        root : int
+            The rank that has the data.
+        payload : Payload or None
+            On ``root``: a :class:`~mosaic_mpi.serialisation.Payload` whose out-of-band buffers are
+            sent straight from their memory (its arrays stay read-only until the broadcast ends
+            here). Elsewhere ``None``.
+        sizes : sequence of int
+            Byte size of each buffer.
+        make_record : callable or None
+            Elsewhere than on ``root``: ``make_record(received)`` with ``received`` the list of
+            receive buffers (writeable, in order) returns the record delivered, as from
+            ``root``, when every buffer is in. ``None`` on ``root``.
+
+        Raises
+        ------
+        ValueError
+            If ``sizes`` is empty (nothing to broadcast).
+        """
+        if not sizes:
+            raise ValueError('a broadcast needs at least one buffer')
+        MPI = self._MPI
+        comm = self.collectives
+        packet = _Packet(0, held=[])
+        packet.large = True
+        self.large += 1
+        if self.rank == root:
+            packet.held.append(payload)
+            raws = [pickle.PickleBuffer(b).raw() for b in payload.buffers]
+        else:
+            raws, lent = [], []
+            for size in sizes:
+                buffer, view = self.pool.take(size)
+                raws.append(buffer)
+                lent.append(view)
+            packet.done = (root, make_record(lent))
+        for raw in raws:
+            for start, stop in _chunks(raw.nbytes, self._max_chunk):
+                packet.pending += 1
+                self._add(comm.Ibcast([raw[start:stop], MPI.BYTE], root), packet)
+        packet.buffers = raws
+        self.bytes_broadcast += sum(sizes)
 
     def receive(self, batch):
         """Receive every header that has arrived and post the receives of its data messages.
@@ -262,6 +325,8 @@ class Wire:
                     for payload in packet.held:
                         payload.release()
                     packet.held = packet.buffers = None
+                    if packet.done is not None:   # a broadcast arrived: hand its record on
+                        batch.append(packet.done)
                 else:
                     sources.add(packet)
         if len(finished) == len(self.requests):

@@ -14,6 +14,7 @@ import warnings
 
 from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
+from ..core.warehouse_object import WarehouseObject
 from ..errors import SerialisationError
 from ..core.worker_task import current_task
 from ..errors import DeadlockError, RuntimeDisconnectedError
@@ -196,6 +197,14 @@ class Client:
                 proxy, selector = value, Select.WHOLE
             elif isinstance(value, (TaskOutput, TaskDone)):
                 proxy, selector = value.proxy, value.selector
+            elif isinstance(value, WarehouseObject):    # arrives as its value (no hold needed)
+                deps.append(Dependency(slot, value.object_id, value.owner, Select.OBJECT,
+                                       value.uid))
+                if isinstance(slot, str):
+                    kwargs[slot] = None
+                else:
+                    args[slot] = None
+                continue
             else:
                 continue
             state = proxy._st

@@ -14,11 +14,13 @@ import time
 
 from ..comms import Transport, abort_world, mpi_world
 from ..logs import MosaicLogger
-from ..messages import (Ask, Beat, Call, Completed, CreateTessera, Drop, Fetch, Lost, Query, Stop,
-                        Stopped, Value)
+from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Drop, DropObject,
+                        Fetch, Lost, Publish, PublishRequest, Published, Query, Stop, Stopped,
+                        Value)
 from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
+from .objects import Objects
 from .output import OutputPrefixer
 from .timeline import Timeline, chrome_trace, write_chrome_trace
 from .placement import RoundRobin, WorkerHandle
@@ -54,6 +56,10 @@ class Runtime:
     logger : MosaicLogger
         The ``mosaic_mpi`` logger, with Mosaic's ``perf`` and ``warn`` besides the standard
         methods.
+    warehouse : Warehouse
+        This rank's store of task results and warehouse objects.
+    objects : Objects
+        This rank's side of the warehouse objects (:meth:`put`, :meth:`get`, :meth:`drop`).
 
     Raises
     ------
@@ -85,6 +91,9 @@ class Runtime:
         self.warehouse = Warehouse()
         self.client = Client(self.rank, self.transport, self.bridge, self.requests,
                              RoundRobin(self.workers), config.oob_threshold, config.max_pending)
+        self.objects = Objects(self.rank, self.transport.size, self.transport, self.bridge,
+                               self.requests, self.warehouse, self.client.new_id,
+                               config.oob_threshold)
         self.worker = None
         self._in_async_for = False
         self._stopped_acks = set()
@@ -95,17 +104,21 @@ class Runtime:
             self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
                                  self.warehouse, config.oob_threshold, self.loop)
             self.worker.output = self.output
+            self.worker.objects = self.objects
         self.timeline = Timeline(self.rank) if config.trace else None
         self.client.timeline = self.timeline
         if self.worker is not None:
             self.worker.timeline = self.timeline
         table = {Completed: self.client.on_completed, Value: self._on_value,
                  Stopped: self._on_stopped, Beat: _ignore, Lost: self._on_lost_record}
+        table.update({Fetch: self.objects.on_fetch, DropObject: self.objects.on_drop,     # warehouse
+                      Published: self.objects.on_published, PublishRequest:
+                      self.objects.on_publish_request, Broadcasted: self.objects.on_broadcasted})
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
                           Call: self.worker.on_call, Stop: self.worker.on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop,
-                          Query: self._on_query})
+                          Query: self._on_query, Publish: self.objects.on_publish})
         self._table = table
         self.transport.add_idle_hook(self.client.flush_drops)
         if config.heartbeat_timeout:
@@ -235,6 +248,83 @@ class Runtime:
         """The head says a worker was lost: fail what this worker waits for from it."""
         self.client.lose(record.rank, f'reported by the head: no message for '
                                       f'{record.silence:.1f} s')
+
+    # -- warehouse (runtime/objects.py) -----------------------------------------------------------
+
+    async def put(self, obj, publish=False):
+        """Store ``obj`` in the warehouse; returns a reference to it.
+
+        The value stays on this rank (head or worker: ``put`` works inside a tessera's method
+        too). Passed as a top-level argument of a call, the reference arrives as the value;
+        nested in a container, as the reference. Two puts of one object make two references.
+
+        Parameters
+        ----------
+        obj : object
+            The value (kept as it is, not copied, on this rank).
+        publish : bool
+            Also copy it to every rank, with one MPI broadcast, before returning: reads of the
+            reference are then local everywhere.
+
+        Returns
+        -------
+        WarehouseObject
+
+        Raises
+        ------
+        SerialisationError
+            With ``publish``, if ``obj`` cannot be pickled.
+        """
+        return await self.objects.put(obj, publish)
+
+    async def get(self, ref, cache=True):
+        """The value of a warehouse reference (``await ref.value()`` is the same).
+
+        Parameters
+        ----------
+        ref : WarehouseObject or str
+            A reference, or its uid.
+        cache : bool
+            Accepted for Mosaic's signature; no effect: a rank that holds a copy (the owner, or
+            any rank once published) reads it locally, and nothing else is cached.
+
+        Returns
+        -------
+        object
+
+        Raises
+        ------
+        KeyError
+            At once if it was dropped (or its owner does not know it).
+        TypeError
+            If ``ref`` is not a reference or uid.
+        ValueError
+            If ``ref`` is a malformed uid or names a rank outside this runtime.
+        """
+        return await self.objects.get(ref)
+
+    async def drop(self, ref, cache_only=False, propagate=False):
+        """Remove a warehouse value from every rank (``await ref.drop()`` is the same).
+
+        Returns when every rank has forgotten it; later reads anywhere raise ``KeyError``.
+
+        Parameters
+        ----------
+        ref : WarehouseObject or str
+            A reference, or its uid.
+        cache_only : bool
+            Mosaic's "only forget the local cached copy": there is no such cache here, so
+            ``True`` does nothing (the value and published copies stay).
+        propagate : bool
+            Accepted for Mosaic's signature; a drop always reaches the owner and every copy.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As for :meth:`get`.
+        """
+        if not cache_only:
+            await self.objects.drop(ref)
 
     # -- head --------------------------------------------------------------------------------------
 

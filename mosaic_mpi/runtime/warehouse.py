@@ -1,4 +1,11 @@
-"""The rank's store of task results, with waiters for results not yet there.
+"""The rank's store: task results, with waiters for results not yet there, and warehouse objects.
+
+A warehouse object (``runtime.put``) is a value that is already there when its id is made: an
+entry like a finished task's, owned by the rank that put it, under an id from the same counter as
+task ids (so the two never collide). Published objects also have a copy on every other rank,
+under the same id. Whereas a missing task result is waited for (the task has not finished),
+a missing object is never waited for: it was dropped (a *tombstone* remembers that) or never
+existed, and a read fails at once with ``KeyError``.
 
 Written by the worker's loop thread when tasks end, read by the progress thread when fetches
 arrive; one lock guards it.
@@ -7,9 +14,11 @@ arrive; one lock guards it.
 import threading
 from typing import NamedTuple, Any
 
-from ..messages import Select
+from ..messages import Select, Value, id_rank
+from ..serialisation import dumps
+from .failures import pack_error
 
-__all__ = ['Entry', 'Warehouse', 'select']
+__all__ = ['Entry', 'Warehouse', 'select', 'value_for', 'missing_object']
 
 
 class Entry(NamedTuple):
@@ -27,7 +36,8 @@ def select(value, selector):
     value : object
         The method's return value.
     selector : Select, int or str
-        ``Select.WHOLE`` (1-tuples unwrapped), ``Select.DONE`` (``None``), or an output key.
+        ``Select.WHOLE`` (1-tuples unwrapped), ``Select.DONE`` (``None``), ``Select.OBJECT``
+        (the value as it is), or an output key.
 
     Returns
     -------
@@ -43,7 +53,7 @@ def select(value, selector):
     if isinstance(selector, Select):
         if selector is Select.DONE:
             return None
-        if isinstance(value, tuple) and len(value) == 1:
+        if selector is Select.WHOLE and isinstance(value, tuple) and len(value) == 1:
             return value[0]
         return value
     if isinstance(selector, str):
@@ -61,13 +71,64 @@ def select(value, selector):
                      f'{type(value).__name__}, only output 0 exists')
 
 
+def value_for(fetch, entry, threshold):
+    """The :class:`~mosaic_mpi.messages.Value` answering ``fetch`` with ``entry``.
+
+    Parameters
+    ----------
+    fetch : Fetch
+        The request.
+    entry : Entry
+        What is stored under the fetched id.
+    threshold : int
+        Bytes from which buffers travel out of band.
+
+    Returns
+    -------
+    Value
+        The selected part of the value, or the error (the task's, or the selection's).
+    """
+    if not entry.ok:
+        return Value(fetch.request_id, False, entry.error)
+    try:
+        return Value(fetch.request_id, True, dumps(select(entry.value, fetch.selector), threshold))
+    except Exception as exc:
+        return Value(fetch.request_id, False, pack_error(exc, ''))
+
+
+def missing_object(object_id, dropped, uid=None):
+    """The ``KeyError`` of reading a warehouse object that is not there.
+
+    Parameters
+    ----------
+    object_id : int
+        Its id (the last 32 hex digits of its uid).
+    dropped : bool
+        Whether the rank that looked saw it dropped.
+    uid : str, optional
+        Its uid, if known (the owner of a dropped id no longer knows its type).
+
+    Returns
+    -------
+    KeyError
+    """
+    label = f'warehouse object {uid or f"ware-*-{object_id:032x}"}'
+    if dropped:
+        return KeyError(f'{label} was dropped')
+    owner = id_rank(object_id)
+    where = 'head' if owner == 0 else f'worker:{owner}'
+    return KeyError(f'{label} is not in the warehouse of {where}, its owner (dropped, or not '
+                    f'a reference made in this run)')
+
+
 class Warehouse:
-    """Task outcomes by task id, and callbacks waiting for them."""
+    """Task outcomes by task id and callbacks waiting for them; warehouse objects by id."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._entries = {}
         self._waiters = {}
+        self._dropped = set()           # ids of warehouse objects dropped on this rank
 
     def put(self, task_id, entry):
         """Store ``entry`` and run the callbacks waiting for it (on this thread)."""
@@ -91,6 +152,56 @@ class Warehouse:
         with self._lock:
             for task_id in task_ids:
                 self._entries.pop(task_id, None)
+
+    # -- warehouse objects -------------------------------------------------------------------------
+
+    def add_object(self, object_id, entry):
+        """Store a warehouse object's ``entry`` under a fresh id (write-once).
+
+        Parameters
+        ----------
+        object_id : int
+            Its id.
+        entry : Entry
+            The value (or, for a copy that could not be unpickled, the error).
+
+        Returns
+        -------
+        bool
+            ``False`` (nothing stored) if the id was dropped here already.
+
+        Raises
+        ------
+        RuntimeError
+            If something is already stored under ``object_id``.
+        """
+        with self._lock:
+            if object_id in self._entries:
+                raise RuntimeError(f'warehouse id {object_id} is taken: entries are write-once')
+            if object_id in self._dropped:
+                return False
+            self._entries[object_id] = entry
+            return True
+
+    def find(self, object_id):
+        """The entry stored under ``object_id`` now, or ``None`` (never waits)."""
+        return self._entries.get(object_id)
+
+    def forget(self, object_id):
+        """Drop warehouse object ``object_id`` here, for good (idempotent).
+
+        Returns
+        -------
+        bool
+            Whether a value (or copy) was stored here.
+        """
+        with self._lock:
+            self._dropped.add(object_id)
+            return self._entries.pop(object_id, None) is not None
+
+    def dropped(self, object_id):
+        """bool: whether warehouse object ``object_id`` was dropped on this rank."""
+        return object_id in self._dropped
 
     def __len__(self):
         return len(self._entries)

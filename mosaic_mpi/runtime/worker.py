@@ -19,7 +19,7 @@ from ..messages import Ask, Completed, Fetch, Op, Select, Stopped, Value, anonym
 from ..serialisation import dumps, loads
 from .failures import pack_error, unpack_error
 from .ownership import private, snapshot
-from .warehouse import Entry, select
+from .warehouse import Entry, missing_object, select, value_for
 
 __all__ = ['Worker', 'TesseraHost']
 
@@ -238,6 +238,7 @@ class Worker:
         self.stop_code = None           # set when the head ends a failed run
         self.in_user_code = False       # the main thread is running a method (progress: read)
         self.stopped = loop.create_future()
+        self.objects = None             # the rank's Objects (answers fetches of warehouse objects)
 
     # -- progress thread: records that need the loop are posted to it ------------------------------
 
@@ -266,7 +267,10 @@ class Worker:
         self.bridge.post(self.loop, self._stop, source, record)
 
     def on_fetch(self, source, record):
-        """Answer a fetch once the task's outcome is stored here."""
+        """Answer a fetch once the task's outcome is stored here (a warehouse object: now)."""
+        if record.selector is Select.OBJECT:
+            self.objects.on_fetch(source, record)
+            return
         self.warehouse.subscribe(record.task_id, lambda entry: self._answer(record, entry))
 
     def on_query(self, source, record):
@@ -313,14 +317,7 @@ class Worker:
         _log.debug('worker:%d: tessera %s(%d) destroyed', self.rank, host.name, host.tessera_id)
 
     def _answer(self, record, entry):
-        if entry.ok:
-            try:
-                reply = Value(record.request_id, True,
-                              dumps(select(entry.value, record.selector), self.threshold))
-            except Exception as exc:
-                reply = Value(record.request_id, False, pack_error(exc, ''))
-        else:
-            reply = Value(record.request_id, False, entry.error)
+        reply = value_for(record, entry, self.threshold)
         if self.timeline is not None:
             self.timeline.sent(record.task_id, reply.payload.nbytes)
         self.transport.send(record.requester, reply)
@@ -387,7 +384,18 @@ class Worker:
         return task
 
     def _resolve(self, task, dep):
-        if dep.owner == self.rank:
+        if dep.selector is Select.OBJECT:
+            # A warehouse object: read here if this rank holds it (its owner, or a published
+            # copy); fetched from its owner otherwise; missing here on its owner means dropped.
+            entry = self.warehouse.find(dep.task_id)
+            if entry is not None:
+                self._fill_local(task, dep, entry)
+                return
+            dropped = self.warehouse.dropped(dep.task_id)
+            if dropped or dep.owner == self.rank:
+                self._fail_dep(task, dep, missing_object(dep.task_id, dropped, dep.label))
+                return
+        elif dep.owner == self.rank:
             self.warehouse.subscribe(dep.task_id, lambda entry: self._fill_local(task, dep, entry))
             return
         request_id = self.requests.new(
