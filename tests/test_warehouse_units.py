@@ -202,14 +202,19 @@ def test_a_fetch_reaching_the_owner_after_the_drop_gets_key_error_at_once():
     assert isinstance(error, KeyError) and 'was dropped' in str(error)
 
 
-def test_put_keeps_the_object_itself_and_an_unpicklable_publish_fails_at_the_put():
+def test_put_keeps_a_copy_and_an_unpicklable_publish_fails_at_the_put():
     import threading
     objects, transport, store = _objects(0)
     value = np.ones(5)
     ref = asyncio.run(objects.put(value))
-    assert store.find(ref.object_id).value is value and transport.log == []   # nothing sent
+    assert transport.log == []                                               # nothing sent
+    value += 1                                  # changing the original changes nothing stored
+    assert np.array_equal(store.find(ref.object_id).value, np.ones(5))
     assert ref.uid.startswith('ware-ndarray-') and ref.owner == 0 and not ref.published
-    assert asyncio.run(objects.get(ref)) is value and asyncio.run(objects.get(ref.uid)) is value
+    first, second = asyncio.run(objects.get(ref)), asyncio.run(objects.get(ref.uid))
+    assert first is not second and np.array_equal(first, np.ones(5))        # readers' own copies
+    first += 1
+    assert np.array_equal(asyncio.run(objects.get(ref)), np.ones(5))
     again = asyncio.run(objects.put(value))
     assert again != ref
     with pytest.raises(mosaic_mpi.SerialisationError):

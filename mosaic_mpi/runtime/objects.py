@@ -30,6 +30,7 @@ from ..messages import (Broadcasted, DropObject, Fetch, Publish, PublishRequest,
                         Value, id_rank)
 from ..serialisation import Payload, dumps, loads
 from .failures import pack_error, unpack_error
+from .ownership import private
 from .warehouse import Entry, missing_object, value_for
 
 __all__ = ['Objects']
@@ -95,7 +96,8 @@ class Objects:
         Parameters
         ----------
         obj : object
-            The value; kept as it is (no copy) on this rank.
+            The value. This rank keeps a copy made now: changing ``obj`` afterwards does not
+            change what readers get (section 0: no sharing).
         publish : bool
             Copy it to every rank (one broadcast) before returning.
 
@@ -111,10 +113,10 @@ class Objects:
         object_id = self._new_id()
         ref = WarehouseObject(object_id, type(obj).__name__.lower(), bool(publish))
         if not publish:
-            self._warehouse.add_object(object_id, Entry(True, obj, None))
+            self._warehouse.add_object(object_id, Entry(True, private(obj), None))
             return ref
         payload = dumps(obj, self._threshold)
-        self._warehouse.add_object(object_id, Entry(True, obj, None))
+        self._warehouse.add_object(object_id, Entry(True, private(obj), None))
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._publishing[object_id] = [self.size - 1, loop, future]
@@ -155,7 +157,7 @@ class Objects:
         entry = self._warehouse.find(object_id)
         if entry is not None:
             if entry.ok:
-                return entry.value
+                return private(entry.value)     # the reader's own copy, as a fetch would give
             raise unpack_error(entry.error)
         dropped = self._warehouse.dropped(object_id)
         owner = id_rank(object_id)
