@@ -775,8 +775,10 @@ async def case_warehouse_put_get(runtime):
     assert ref.uid.startswith('ware-ndarray-') and len(ref.uid) == len('ware-ndarray-') + 32
     assert ref.warehouse_id == 'head' and ref.state is mosaic.TaskStatus.DONE and not ref.published
     fetches = runtime.objects.fetches
-    assert (await ref) is a and (await ref.value()) is a and (await runtime.get(ref)) is a
-    assert (await ref.result()) is a and (await runtime.get(ref.uid)) is a
+    reads = [await ref, await ref.value(), await runtime.get(ref), await ref.result(),
+             await runtime.get(ref.uid)]
+    assert all(np.array_equal(r, a) for r in reads)
+    assert len({id(r) for r in reads} | {id(a)}) == 6             # each reader's own copy
     assert runtime.objects.fetches == fetches                   # the head owns it: local reads
     ref2 = await runtime.put(a)
     assert ref2.uid != ref.uid and ref2 != ref                  # two puts, two entries

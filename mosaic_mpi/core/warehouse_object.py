@@ -37,7 +37,8 @@ class WarehouseObject:
     -----
     ``await ref``, ``await ref.value()``, ``await ref.result()`` and ``await runtime.get(ref)``
     all return the value; on a rank that holds it (its owner, or any rank once it is published)
-    that is the stored object itself, with no copy and no message: treat it as read-only.
+    it is read with no message, as a copy of its own for each reader (a reader changing it in
+    place changes nothing for the others).
     Elsewhere each read fetches it from the owner (its arrays zero-copy).
     """
 
