@@ -15,6 +15,7 @@ import threading
 from typing import NamedTuple, Any
 
 from ..messages import Select, Value, id_rank
+from ..errors import SerialisationError
 from ..serialisation import dumps
 from .failures import pack_error
 
@@ -22,10 +23,12 @@ __all__ = ['Entry', 'Warehouse', 'select', 'value_for', 'missing_object']
 
 
 class Entry(NamedTuple):
-    """A stored outcome: ``value`` if ``ok``, else ``error`` (a packed error Payload)."""
+    """A stored outcome: ``value`` if ``ok``, else ``error`` (a packed error Payload);
+    ``label`` names what produced it (``'Solver.solve'``), for error messages."""
     ok: bool
     value: Any
     error: Any
+    label: str = ''
 
 
 def select(value, selector):
@@ -92,7 +95,12 @@ def value_for(fetch, entry, threshold):
         return Value(fetch.request_id, False, entry.error)
     try:
         return Value(fetch.request_id, True, dumps(select(entry.value, fetch.selector), threshold))
-    except Exception as exc:
+    except (IndexError, KeyError) as exc:           # no such output
+        return Value(fetch.request_id, False, pack_error(exc, ''))
+    except Exception as exc:                        # the value cannot be pickled
+        if entry.label:
+            exc = SerialisationError(f'the result of {entry.label} (task {fetch.task_id}) '
+                                     f'cannot be sent: {exc}')
         return Value(fetch.request_id, False, pack_error(exc, ''))
 
 

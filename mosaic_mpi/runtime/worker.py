@@ -439,11 +439,12 @@ class Worker:
         task.fail_dependency(error)
 
     def _finished(self, task, value, error):
+        host = self.hosts.get(task.tessera_id)
+        label = f'{host.name if host is not None else "?"}.{task.method}'
         if self.timeline is not None:
-            host = self.hosts.get(task.tessera_id)
-            self.timeline.finish(task, host.name if host is not None else '?', error is not None)
+            self.timeline.finish(task, label.split('.')[0], error is not None)
         if error is None:
-            self.warehouse.put(task.uid, Entry(True, value, None))
+            self.warehouse.put(task.uid, Entry(True, value, None, label))
             reply = None
         else:
             _log.debug('worker:%d: task %d (%s) failed: %s: %s', self.rank, task.uid, task.method,
