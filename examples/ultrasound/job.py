@@ -10,6 +10,7 @@ import numpy as np
 
 from .geometry import RingGeometry, ring_geometry, shot_sources
 from .model import ModelError, SoundSpeedModel, load_model, make_phantom
+from .discretisation import OPTIMISED_BANDS
 from .solver import CFL_SAFETY, AcousticSolver2D, cfl_limit, stable_time_step
 from .wavelets import make_wavelet
 
@@ -18,7 +19,7 @@ __all__ = ['DEFAULTS', 'MAX_DEFAULT_STEPS', 'MIN_POINTS_PER_WAVELENGTH', 'ShotCo
 
 #: Default options of the job (also the CLI's defaults).
 DEFAULTS = dict(shots=128, steps=None, transducers=128, frequency=500e3, wavelet='ricker',
-                absorbing=40, space_order=4)
+                absorbing=40, space_order=10, stencil=None)
 
 #: Cap on the default number of time steps when neither the options nor the file set it.
 MAX_DEFAULT_STEPS = 2000
@@ -52,7 +53,9 @@ class ShotConfig:
     absorbing : int
         Sponge width, cells.
     space_order : int
-        Order of the Laplacian (2, 4, 6 or 8).
+        Order of the Laplacian (2 to 12).
+    stencil : str
+        ``'taylor'`` or ``'optimised'`` weights.
     """
 
     model: SoundSpeedModel
@@ -65,6 +68,7 @@ class ShotConfig:
     source_indices: np.ndarray
     absorbing: int
     space_order: int
+    stencil: str = 'taylor'
 
     @property
     def num_shots(self) -> int:
@@ -77,12 +81,13 @@ class ShotConfig:
         Returns
         -------
         dict
-            ``model, spacing, dt, num_steps, transducers, wavelet, absorbing, space_order``.
+            ``model, spacing, dt, num_steps, transducers, wavelet, absorbing, space_order,
+            stencil``.
         """
         return dict(model=self.model.data, spacing=self.model.spacing, dt=self.dt,
                     num_steps=self.num_steps, transducers=self.geometry.cells,
                     wavelet=self.wavelet, absorbing=self.absorbing,
-                    space_order=self.space_order)
+                    space_order=self.space_order, stencil=self.stencil)
 
 
 def default_num_steps(model: SoundSpeedModel, dt: float, frequency: float) -> int:
@@ -114,7 +119,8 @@ def build_config(model=None, shots: int = DEFAULTS['shots'],
                  steps: Optional[int] = None, transducers: int = DEFAULTS['transducers'],
                  frequency: float = DEFAULTS['frequency'], wavelet: str = DEFAULTS['wavelet'],
                  absorbing: int = DEFAULTS['absorbing'],
-                 space_order: int = DEFAULTS['space_order']) -> ShotConfig:
+                 space_order: int = DEFAULTS['space_order'],
+                 stencil: str = DEFAULTS['stencil']) -> ShotConfig:
     """Load or build the model and derive the time axis, geometry, wavelet and shots.
 
     The time step is the file's ``time/step`` when present and CFL-safe, else
@@ -138,8 +144,11 @@ def build_config(model=None, shots: int = DEFAULTS['shots'],
         Source wavelet.
     absorbing : int
         Sponge width in cells.
-    space_order : {2, 4, 6, 8}
+    space_order : {2, 4, 6, 8, 10, 12}
         Order of the Laplacian.
+    stencil : {'taylor', 'optimised'}, optional
+        Weights of the Laplacian; default (``None``): optimised for the orders that have
+        them (8-12), else Taylor.
 
     Returns
     -------
@@ -168,16 +177,18 @@ def build_config(model=None, shots: int = DEFAULTS['shots'],
     if points < MIN_POINTS_PER_WAVELENGTH:
         raise ValueError(f'frequency {frequency:g} Hz gives {points:.2f} cells per wavelength '
                          f'at {min_speed:g} m/s; need >= {MIN_POINTS_PER_WAVELENGTH:g}')
+    if stencil is None:
+        stencil = 'optimised' if space_order in OPTIMISED_BANDS else 'taylor'
     if sound_speed.time_step is not None:
         dt = sound_speed.time_step
-        limit = cfl_limit(max_speed, sound_speed.spacing, space_order)
+        limit = cfl_limit(max_speed, sound_speed.spacing, space_order, stencil)
         if dt > CFL_SAFETY * limit:
             raise ModelError(f'{sound_speed.source}: time/step = {dt:g} s is not CFL-safe: '
                              f'the limit for c_max = {max_speed:g} m/s and spacing '
                              f'{sound_speed.spacing} m is {limit:.4g} s, and at most '
                              f'{CFL_SAFETY:g} of it ({CFL_SAFETY * limit:.4g} s) is accepted')
     else:
-        dt = stable_time_step(max_speed, sound_speed.spacing, space_order)
+        dt = stable_time_step(max_speed, sound_speed.spacing, space_order, stencil=stencil)
     if steps is not None:
         num_steps = int(steps)
     elif sound_speed.num_steps is not None:
@@ -193,7 +204,8 @@ def build_config(model=None, shots: int = DEFAULTS['shots'],
                       frequency=float(frequency), wavelet_kind=wavelet,
                       wavelet=make_wavelet(wavelet, frequency, dt, num_steps),
                       source_indices=shot_sources(int(shots), geometry.num_transducers),
-                      absorbing=int(absorbing), space_order=int(space_order))
+                      absorbing=int(absorbing), space_order=int(space_order),
+                      stencil=stencil)
 
 
 class ShotRunner:
@@ -219,14 +231,18 @@ class ShotRunner:
         float32, shape ``(num_steps,)``.
     absorbing : int
         Sponge width, cells.
-    space_order : {2, 4, 6, 8}
+    space_order : {2, 4, 6, 8, 10, 12}
         Order of the Laplacian.
+    stencil : {'taylor', 'optimised'}
+        Weights of the Laplacian.
     """
 
     def __init__(self, model, spacing, dt, num_steps, transducers, wavelet,
-                 absorbing=DEFAULTS['absorbing'], space_order=DEFAULTS['space_order']):
+                 absorbing=DEFAULTS['absorbing'], space_order=DEFAULTS['space_order'],
+                 stencil='optimised'):
         self.solver = AcousticSolver2D(model, spacing, dt, num_steps, transducers,
-                                       absorbing=absorbing, space_order=space_order)
+                                       absorbing=absorbing, space_order=space_order,
+                                       stencil=stencil)
         self.wavelet = np.asarray(wavelet, dtype=np.float32)
 
     def run_shot(self, source_index: int) -> np.ndarray:

@@ -5,11 +5,14 @@ Equation (pressure ``p``, sound speed ``c``, damping ``eta`` non-zero only in th
     p_tt + eta p_t = c^2 (laplacian(p) + s(t) delta(x - x_s))
 
 Discretisation: centred second-order differences in time (leapfrog), a centred Laplacian
-of order 2, 4 (default), 6 or 8 in space, and a centred first difference for ``p_t``::
+of order 2 to 12 in space (Taylor or least-squares optimised weights), and a centred first
+difference for ``p_t``::
 
     p[n+1] = (2 p[n] - (1 - eta dt/2) p[n-1] + c^2 dt^2 (L p[n] + s[n] / (dx dy))) / (1 + eta dt/2)
 
 The model is padded by ``absorbing`` cells per side with its edge values; ``p = 0`` beyond.
+By default the leapfrog's time dispersion is removed by transforming the source before and
+the traces after the time stepping (:mod:`.dispersion`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import math
 import numpy as np
 
 from .discretisation import (CFL_SAFETY, LAPLACIAN_WEIGHTS, cfl_limit, damping_profile,
-                             stable_time_step)
+                             laplacian_weights, stable_time_step)
+from .dispersion import TimeDispersionCorrection
 from .model import validate_speeds
 
 __all__ = ['CFL_SAFETY', 'LAPLACIAN_WEIGHTS', 'cfl_limit', 'stable_time_step',
@@ -45,10 +49,15 @@ class AcousticSolver2D:
     absorbing : int
         Width in cells of the sponge added around the model (0: no sponge, pressure-release
         walls ``p = 0`` just outside the model).
-    space_order : {2, 4, 6, 8}
+    space_order : {2, 4, 6, 8, 10, 12}
         Order of the Laplacian.
     reflection : float
         Target reflection of the sponge (see :func:`damping_profile`).
+    stencil : {'taylor', 'optimised'}
+        Weights of the Laplacian (:func:`~.discretisation.laplacian_weights`).
+    time_correction : bool
+        Remove the leapfrog's time dispersion (:class:`~.dispersion.TimeDispersionCorrection`):
+        the source is transformed before and the traces after the time stepping.
 
     Raises
     ------
@@ -57,15 +66,19 @@ class AcousticSolver2D:
     """
 
     def __init__(self, model, spacing, dt: float, num_steps: int, transducers,
-                 absorbing: int = 40, space_order: int = 4, reflection: float = 1e-3):
+                 absorbing: int = 40, space_order: int = 4, reflection: float = 1e-3,
+                 stencil: str = 'taylor', time_correction: bool = True):
         speeds = validate_speeds(model, 'model')
         self.spacing = tuple(float(h) for h in spacing)
         self.dt = float(dt)
         self.num_steps = int(num_steps)
         self.absorbing = int(absorbing)
         self.space_order = int(space_order)
+        self.stencil = stencil
+        self.time_correction = bool(time_correction)
+        self._correction = None
         max_speed = float(speeds.max())
-        limit = cfl_limit(max_speed, self.spacing, self.space_order)
+        limit = cfl_limit(max_speed, self.spacing, self.space_order, stencil)
         if not (math.isfinite(self.dt) and 0 < self.dt <= limit):
             raise ValueError(f'time step {dt} s is outside (0, {limit:.6g}] s, the stability '
                              f'limit for c_max = {max_speed} m/s and spacing {self.spacing} m')
@@ -90,7 +103,7 @@ class AcousticSolver2D:
         # The update, regrouped so that each array is read once per step (all float32):
         # p[n+1] = centre p[n] - b p[n-1] + sum_g coef_g (sum of the neighbours in group g),
         # where a group holds the neighbours that share a stencil weight w_g / h^2.
-        w0, weights = LAPLACIAN_WEIGHTS[self.space_order]
+        w0, weights = laplacian_weights(self.space_order, stencil)
         groups = {}
         for axis, h in enumerate(self.spacing):
             for offset, weight in enumerate(weights, start=1):
@@ -147,7 +160,8 @@ class AcousticSolver2D:
         -------
         np.ndarray
             float32, shape ``(num_transducers, num_steps)``: pressure at each transducer
-            cell at each time ``t_n`` (arbitrary units, linear in the wavelet).
+            cell at each time ``t_n`` (arbitrary units, linear in the wavelet), with the
+            time dispersion removed when ``time_correction`` is set.
 
         Raises
         ------
@@ -162,6 +176,13 @@ class AcousticSolver2D:
         if wavelet.shape != (self.num_steps,):
             raise ValueError(f'wavelet must have shape ({self.num_steps},); '
                              f'got {wavelet.shape}')
+        correction = None
+        if self.time_correction:
+            correction = self._correction
+            if correction is None or not np.array_equal(self._corrected_for, wavelet):
+                correction = TimeDispersionCorrection(self.dt, self.num_steps, wavelet)
+                self._correction, self._corrected_for = correction, wavelet.copy()
+            wavelet = correction.wavelet
         injection = (self._source_k[source_index] * wavelet).astype(np.float32)
         src = self._source_offset[source_index]
         traces = np.empty((self.num_steps, self.cells.shape[0]), np.float32)
@@ -175,4 +196,5 @@ class AcousticSolver2D:
             nxt = self._step(self._views[current], self._views[previous])
             nxt[src] += injection[n]
             current, previous = previous, current
-        return np.ascontiguousarray(traces.T)
+        traces = np.ascontiguousarray(traces.T)
+        return traces if correction is None else correction.traces(traces)
