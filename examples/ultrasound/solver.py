@@ -23,6 +23,7 @@ import numpy as np
 
 from .discretisation import (CFL_SAFETY, LAPLACIAN_WEIGHTS, cfl_limit, damping_profile,
                              laplacian_weights, stable_time_step)
+from .boundary import PML_REFLECTION, PerfectlyMatchedLayer, pml_profile
 from .dispersion import TimeDispersionCorrection
 from .model import validate_speeds
 
@@ -47,12 +48,16 @@ class AcousticSolver2D:
         Integer cells ``(ix, iy)`` of the transducers, shape ``(num_transducers, 2)``, in
         the model grid (or an object with such a ``cells`` attribute).
     absorbing : int
-        Width in cells of the sponge added around the model (0: no sponge, pressure-release
-        walls ``p = 0`` just outside the model).
+        Width in cells of the absorbing layer added around the model (0: no layer,
+        pressure-release walls ``p = 0`` just outside the model).
     space_order : {2, 4, 6, 8, 10, 12}
         Order of the Laplacian.
-    reflection : float
-        Target reflection of the sponge (see :func:`damping_profile`).
+    reflection : float, optional
+        Target reflection of the layer (:func:`~.boundary.pml_profile` or
+        :func:`damping_profile`); default 1e-4 for the PML, 1e-3 for the sponge.
+    boundary : {'pml', 'sponge'}
+        A perfectly matched layer (:mod:`.boundary`) or the damping-only sponge
+        ``eta p_t`` (:func:`damping_profile`).
     stencil : {'taylor', 'optimised'}
         Weights of the Laplacian (:func:`~.discretisation.laplacian_weights`).
     time_correction : bool
@@ -66,8 +71,9 @@ class AcousticSolver2D:
     """
 
     def __init__(self, model, spacing, dt: float, num_steps: int, transducers,
-                 absorbing: int = 40, space_order: int = 4, reflection: float = 1e-3,
-                 stencil: str = 'taylor', time_correction: bool = True):
+                 absorbing: int = 40, space_order: int = 4, reflection: float = None,
+                 stencil: str = 'taylor', time_correction: bool = True,
+                 boundary: str = 'pml'):
         speeds = validate_speeds(model, 'model')
         self.spacing = tuple(float(h) for h in spacing)
         self.dt = float(dt)
@@ -91,11 +97,28 @@ class AcousticSolver2D:
             raise ValueError(f'transducer cells must lie inside the model grid {speeds.shape}')
         self.cells = cells
 
+        if boundary not in ('pml', 'sponge'):
+            raise ValueError(f"boundary must be 'pml' or 'sponge'; got {boundary!r}")
+        self.boundary = boundary
         a, halo = self.absorbing, self.space_order // 2
         padded = np.pad(speeds.astype(np.float64), a, mode='edge')
-        eta = damping_profile(padded.shape, a, self.spacing, max_speed, reflection)
+        self._pml, product = None, 0.0
+        if boundary == 'pml' and a > 0:
+            # The PML's damping terms of the p equation: (sigma_x + sigma_y) p_t and
+            # sigma_x sigma_y p (centred at step n); its auxiliary fields live in self._pml.
+            reflection = PML_REFLECTION if reflection is None else reflection
+            sigma_x, sigma_y = (pml_profile(n, a, h, max_speed, reflection)
+                                for n, h in zip(padded.shape, self.spacing))
+            eta = sigma_x[:, None] + sigma_y[None, :]
+            product = sigma_x[:, None] * sigma_y[None, :]
+        else:
+            eta = damping_profile(padded.shape, a, self.spacing, max_speed,
+                                  1e-3 if reflection is None else reflection)
         denominator = 1.0 + 0.5 * eta * self.dt
         k = padded ** 2 * self.dt ** 2 / denominator
+        if boundary == 'pml' and a > 0:
+            self._pml = PerfectlyMatchedLayer(padded.shape, a, self.spacing, self.dt, max_speed,
+                                              k, reflection)
         # The fields have `halo` zero cells around the padded grid, and every array is used
         # flat: the update runs over whole rows of the field (halo columns included, where
         # all coefficients are 0 so the field stays 0), and every neighbour is then a
@@ -108,7 +131,8 @@ class AcousticSolver2D:
         for axis, h in enumerate(self.spacing):
             for offset, weight in enumerate(weights, start=1):
                 groups.setdefault(weight / h ** 2, []).append((axis, offset))
-        centre = (2.0 + padded ** 2 * self.dt ** 2 * sum(w0 / h ** 2 for h in self.spacing))
+        centre = (2.0 + padded ** 2 * self.dt ** 2 * sum(w0 / h ** 2 for h in self.spacing)
+                  - product * self.dt ** 2)
 
         def flat(values):
             return np.pad(values, ((0, 0), (halo, halo))).astype(np.float32).ravel()
@@ -126,6 +150,12 @@ class AcousticSolver2D:
         self._views = [(f, f[start:stop], [[f[start + s:stop + s] for s in group]
                                            for group in shifts]) for f in self._fields]
         self._tmp = np.zeros(stop - start, np.float32)
+        # 2D views of each field: the padded grid, and the same with one more (zero) cell of
+        # the halo along each axis, for the PML's differences.
+        nx, ny = padded.shape
+        grids = [f.reshape(nx + 2 * halo, width) for f in self._fields]
+        self._grids = [(g[halo:halo + nx, halo:halo + ny], g[halo:halo + nx + 1, halo:halo + ny + 1])
+                       for g in grids]
         self._record = (cells[:, 0] + a + halo) * width + cells[:, 1] + a + halo
         self._source_offset = (cells[:, 0] + a) * width + cells[:, 1] + a + halo
         # Point source: delta(x - x_s) ~ 1 / (dx dy) on the source cell.
@@ -188,12 +218,17 @@ class AcousticSolver2D:
         traces = np.empty((self.num_steps, self.cells.shape[0]), np.float32)
         for field in self._fields:
             field.fill(0.0)
+        if self._pml is not None:
+            self._pml.reset()
         current, previous = 0, 1
         for n in range(self.num_steps):
             np.take(self._views[current][0], self._record, out=traces[n], mode='clip')
             if n == self.num_steps - 1:
                 break
             nxt = self._step(self._views[current], self._views[previous])
+            if self._pml is not None:
+                self._pml.add_divergence(self._grids[previous][0])
+                self._pml.update(self._grids[previous][1])
             nxt[src] += injection[n]
             current, previous = previous, current
         traces = np.ascontiguousarray(traces.T)
