@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Optional
 
@@ -10,12 +11,13 @@ import numpy as np
 
 from .geometry import RingGeometry, ring_geometry, shot_sources
 from .model import ModelError, SoundSpeedModel, load_model, make_phantom
-from .discretisation import OPTIMISED_BANDS
+from .discretisation import OPTIMISED_BANDS, accurate_band, phase_velocity_error
 from .solver import CFL_SAFETY, AcousticSolver2D, cfl_limit, stable_time_step
 from .wavelets import make_wavelet
 
-__all__ = ['DEFAULTS', 'MAX_DEFAULT_STEPS', 'MIN_POINTS_PER_WAVELENGTH', 'ShotConfig',
-           'build_config', 'default_num_steps', 'ShotRunner', 'forward_model_serial']
+__all__ = ['DEFAULTS', 'MAX_DEFAULT_STEPS', 'MIN_POINTS_PER_WAVELENGTH', 'BAND_FACTOR',
+           'DispersionWarning', 'ShotConfig', 'build_config', 'default_num_steps',
+           'dispersion_check', 'ShotRunner', 'forward_model_serial']
 
 #: Default options of the job (also the CLI's defaults).
 DEFAULTS = dict(shots=128, steps=None, transducers=128, frequency=500e3, wavelet='ricker',
@@ -24,8 +26,65 @@ DEFAULTS = dict(shots=128, steps=None, transducers=128, frequency=500e3, wavelet
 #: Cap on the default number of time steps when neither the options nor the file set it.
 MAX_DEFAULT_STEPS = 2000
 
-#: Fewest grid cells per wavelength (slowest speed, centre frequency) accepted.
+#: Fewest grid cells per wavelength (slowest speed, centre frequency) accepted at all.
 MIN_POINTS_PER_WAVELENGTH = 3.0
+
+#: Highest frequency of the wavelet that must be carried accurately, as a multiple of the
+#: centre frequency (a Ricker's spectrum there is 20% of its peak; a 3-cycle tone burst's
+#: main lobe ends at 1.67 times its centre frequency).
+BAND_FACTOR = 2.0
+
+
+class DispersionWarning(UserWarning):
+    """The grid cannot carry the requested frequency accurately (the message gives the error)."""
+
+
+def dispersion_check(model: SoundSpeedModel, frequency: float, space_order: int,
+                     stencil: str, distance: float = None):
+    """The points-per-wavelength rule, and the phase error expected when it is broken.
+
+    The stencil's phase velocity is within 1e-3 of the truth up to ``k h = b``
+    (:func:`~ultrasound.discretisation.accurate_band`); the rule asks that
+    ``BAND_FACTOR * frequency`` stays below it at the slowest speed, i.e. at least
+    ``BAND_FACTOR * 2 pi / b`` cells per wavelength at the centre frequency (5.7 for the
+    default optimised order 10, 19 for Taylor order 4).
+
+    Parameters
+    ----------
+    model : SoundSpeedModel
+        The model (slowest speed, coarsest spacing).
+    frequency : float
+        Centre frequency, Hz.
+    space_order, stencil
+        The Laplacian (:func:`~ultrasound.discretisation.laplacian_weights`).
+    distance : float, optional
+        Propagation distance for the phase error, m; default the model's larger extent.
+
+    Returns
+    -------
+    tuple of (float, float, str or None)
+        Cells per wavelength at the centre frequency, the cells the rule asks for, and the
+        warning text when the rule is broken (else ``None``).
+    """
+    min_speed, h = float(model.data.min()), max(model.spacing)
+    points = min_speed / (frequency * h)
+    band = accurate_band(space_order, stencil)
+    needed = BAND_FACTOR * 2.0 * math.pi / band
+    if points >= needed:
+        return points, needed, None
+    distance = max(model.extent) if distance is None else distance
+    errors = []
+    for f in (frequency, BAND_FACTOR * frequency):
+        kh = min(2.0 * math.pi * f * h / min_speed, math.pi)
+        relative = abs(float(phase_velocity_error(kh, space_order, stencil)))
+        errors.append(f'{2.0 * math.pi * f * distance / min_speed * relative:.2g} rad at '
+                      f'{f / 1e3:g} kHz')
+    return points, needed, (
+        f'{frequency / 1e3:g} kHz gives {points:.2f} cells per wavelength at {min_speed:g} m/s, '
+        f'fewer than the {needed:.2f} the {stencil} order-{space_order} stencil needs to carry '
+        f'{BAND_FACTOR:g} x the centre frequency; expected phase error over '
+        f'{distance * 1e3:.0f} mm (the ring\'s span): {" and ".join(errors)} '
+        f'(use a lower --frequency, or a finer model grid)')
 
 
 @dataclass(frozen=True)
@@ -162,7 +221,13 @@ def build_config(model=None, shots: int = DEFAULTS['shots'],
         the stability limit.
     ValueError
         If an option is out of range (shots, steps, transducers, frequency too high for the
-        grid, wavelet name, order, layer width).
+        grid, wavelet name, order, stencil, layer width).
+
+    Warns
+    -----
+    DispersionWarning
+        If the frequency breaks the points-per-wavelength rule of :func:`dispersion_check`;
+        the message gives the expected phase error.
     """
     if model is None:
         sound_speed = make_phantom()
@@ -179,6 +244,9 @@ def build_config(model=None, shots: int = DEFAULTS['shots'],
                          f'at {min_speed:g} m/s; need >= {MIN_POINTS_PER_WAVELENGTH:g}')
     if stencil is None:
         stencil = 'optimised' if space_order in OPTIMISED_BANDS else 'taylor'
+    message = dispersion_check(sound_speed, frequency, space_order, stencil)[2]
+    if message is not None:
+        warnings.warn(message, DispersionWarning, stacklevel=2)
     if sound_speed.time_step is not None:
         dt = sound_speed.time_step
         limit = cfl_limit(max_speed, sound_speed.spacing, space_order, stencil)

@@ -118,7 +118,7 @@ class AcousticSolver2D:
         k = padded ** 2 * self.dt ** 2 / denominator
         if boundary == 'pml' and a > 0:
             self._pml = PerfectlyMatchedLayer(padded.shape, a, self.spacing, self.dt, max_speed,
-                                              k, reflection)
+                                              k, halo, reflection)
         # The fields have `halo` zero cells around the padded grid, and every array is used
         # flat: the update runs over whole rows of the field (halo columns included, where
         # all coefficients are 0 so the field stays 0), and every neighbour is then a
@@ -150,12 +150,8 @@ class AcousticSolver2D:
         self._views = [(f, f[start:stop], [[f[start + s:stop + s] for s in group]
                                            for group in shifts]) for f in self._fields]
         self._tmp = np.zeros(stop - start, np.float32)
-        # 2D views of each field: the padded grid, and the same with one more (zero) cell of
-        # the halo along each axis, for the PML's differences.
-        nx, ny = padded.shape
-        grids = [f.reshape(nx + 2 * halo, width) for f in self._fields]
-        self._grids = [(g[halo:halo + nx, halo:halo + ny], g[halo:halo + nx + 1, halo:halo + ny + 1])
-                       for g in grids]
+        if self._pml is not None:
+            self._pml.bind(self._fields)
         self._record = (cells[:, 0] + a + halo) * width + cells[:, 1] + a + halo
         self._source_offset = (cells[:, 0] + a) * width + cells[:, 1] + a + halo
         # Point source: delta(x - x_s) ~ 1 / (dx dy) on the source cell.
@@ -227,8 +223,7 @@ class AcousticSolver2D:
                 break
             nxt = self._step(self._views[current], self._views[previous])
             if self._pml is not None:
-                self._pml.add_divergence(self._grids[previous][0])
-                self._pml.update(self._grids[previous][1])
+                self._pml.advance(previous)
             nxt[src] += injection[n]
             current, previous = previous, current
         traces = np.ascontiguousarray(traces.T)
