@@ -124,8 +124,9 @@ class AcousticSolver2D:
         # all coefficients are 0 so the field stays 0), and every neighbour is then a
         # contiguous 1D slice, which numpy processes about 3x faster than 2D views.
         # The update, regrouped so that each array is read once per step (all float32):
-        # p[n+1] = centre p[n] - b p[n-1] + sum_g coef_g (sum of the neighbours in group g),
-        # where a group holds the neighbours that share a stencil weight w_g / h^2.
+        # p[n+1] = centre p[n] - b p[n-1] + k sum_g (w_g / h^2) (sum of the neighbours in
+        # group g), where a group holds the neighbours that share a stencil weight w_g / h^2
+        # (a scalar: only k is an array, which streams 4 fewer arrays per step at order 10).
         w0, weights = laplacian_weights(self.space_order, stencil)
         groups = {}
         for axis, h in enumerate(self.spacing):
@@ -139,7 +140,8 @@ class AcousticSolver2D:
 
         self._centre = flat(centre / denominator)
         self._neg_b = flat(-(1.0 - 0.5 * eta * self.dt) / denominator)
-        self._coefs = [flat(k * weight) for weight in groups]
+        self._k = flat(k)
+        self._scalars = [np.float32(weight) for weight in groups]
         width = padded.shape[1] + 2 * halo
         start, stop = halo * width, (halo + padded.shape[0]) * width
         shifts = [[(offset * width if axis == 0 else offset) * sign
@@ -150,6 +152,7 @@ class AcousticSolver2D:
         self._views = [(f, f[start:stop], [[f[start + s:stop + s] for s in group]
                                            for group in shifts]) for f in self._fields]
         self._tmp = np.zeros(stop - start, np.float32)
+        self._sum = np.zeros(stop - start, np.float32)
         if self._pml is not None:
             self._pml.bind(self._fields)
         self._record = (cells[:, 0] + a + halo) * width + cells[:, 1] + a + halo
@@ -160,16 +163,20 @@ class AcousticSolver2D:
     def _step(self, current, previous) -> np.ndarray:
         """Overwrite the field ``previous`` (p[n-1]) with p[n+1]; return its updated region."""
         _, centre, neighbours = current
-        nxt, tmp = previous[1], self._tmp
+        nxt, tmp, total = previous[1], self._tmp, self._sum
+        for group, (views, weight) in enumerate(zip(neighbours, self._scalars)):
+            target = total if group == 0 else tmp
+            np.add(views[0], views[1], out=target)
+            for view in views[2:]:
+                np.add(target, view, out=target)
+            np.multiply(target, weight, out=target)
+            if group:
+                np.add(total, tmp, out=total)
+        np.multiply(total, self._k, out=total)
         np.multiply(nxt, self._neg_b, out=nxt)
+        np.add(nxt, total, out=nxt)
         np.multiply(centre, self._centre, out=tmp)
         np.add(nxt, tmp, out=nxt)
-        for views, coef in zip(neighbours, self._coefs):
-            np.add(views[0], views[1], out=tmp)
-            for view in views[2:]:
-                np.add(tmp, view, out=tmp)
-            np.multiply(tmp, coef, out=tmp)
-            np.add(nxt, tmp, out=nxt)
         return nxt
 
     def run_shot(self, source_index: int, wavelet: np.ndarray) -> np.ndarray:
