@@ -82,14 +82,16 @@ def test_boundary_returns_are_below_minus_40_db(frequency):
 
 
 def test_pml_stays_stable_over_a_long_record():
-    """Energy leaves the grid and does not come back or grow (10 crossings of the grid)."""
-    h, c, steps = 5e-4, 1500.0, 5000
+    """Energy leaves the grid and does not come back or grow (about 200 crossings of it)."""
+    h, c, steps = 5e-4, 1500.0, 6000
     dt = stable_time_step(c, (h, h), 10, stencil='optimised')
     solver = AcousticSolver2D(np.full((48, 48), c, np.float32), (h, h), dt, steps,
                               [[24, 24], [12, 30]], space_order=10, stencil='optimised')
     traces = solver.run_shot(0, ricker(5e5, dt, steps))
     assert np.isfinite(traces).all()
-    assert np.abs(traces[1, steps // 2:]).max() < 1e-4 * np.abs(traces[1]).max()
+    late = np.abs(traces[1]).reshape(6, 1000).max(axis=1)[1:]    # after the direct wave
+    assert late.max() < 1e-3 * np.abs(traces[1]).max()
+    assert np.all(np.diff(late) <= 0.02 * late[0]), late            # decays, never grows
 
 
 def test_stencils_and_the_points_per_wavelength_rule():

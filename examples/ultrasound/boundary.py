@@ -130,14 +130,15 @@ class PerfectlyMatchedLayer:
         half_y = pml_profile(ny, spacing=hy, shift=0.5, **profile)[None, :]
         sx, sy = self.sigma_x[:, None], self.sigma_y[None, :]
         # phi^{n+1} = decay phi^n + drive (difference of p^{n+1}): the centred discretisation
-        # of phi_t = -sigma phi + (sigma' - sigma) p_x (sigma at phi's half cell).
+        # of phi_t = -sigma phi + (sigma' - sigma) p_x (sigma at phi's half cell). The arrays
+        # hold phi_x / dx and phi_y / dy, so that div(phi) is a plain sum of differences.
         ones = np.ones((nx, ny))
         grids = [(1.0 - 0.5 * dt * half_x) / (1.0 + 0.5 * dt * half_x) * ones,
-                 dt * (sy - half_x) / ((1.0 + 0.5 * dt * half_x) * hx),
+                 dt * (sy - half_x) / ((1.0 + 0.5 * dt * half_x) * hx ** 2),
                  (1.0 - 0.5 * dt * half_y) / (1.0 + 0.5 * dt * half_y) * ones,
-                 dt * (sx - half_y) / ((1.0 + 0.5 * dt * half_y) * hy),
-                 k / hx, k / hy]
-        no_op = (1.0, 0.0, 1.0, 0.0, 0.0, 0.0)
+                 dt * (sx - half_y) / ((1.0 + 0.5 * dt * half_y) * hy ** 2),
+                 k]
+        no_op = (1.0, 0.0, 1.0, 0.0, 0.0)
         self.width = width = ny + 2 * halo
         size = (nx + 2 * halo) * width
         flat = []
@@ -164,6 +165,7 @@ class PerfectlyMatchedLayer:
         self.phi_x = np.zeros(size, np.float32)
         self.phi_y = np.zeros(size, np.float32)
         self._tmp = [np.zeros(c[0].shape, np.float32) for c in self._coefficients]
+        self._tmp_y = [np.zeros(c[0].shape, np.float32) for c in self._coefficients]
 
     def view(self, array, region, offset=0):
         """The region of a flat array (shifted by ``offset`` cells), as a view.
@@ -223,13 +225,13 @@ class PerfectlyMatchedLayer:
         """
         # Every region's divergence first (it reads phi of the neighbouring region at the
         # current time), then every region's update (it reads the finished new pressure).
-        for views, coef, tmp in zip(self._bound[index], self._coefficients, self._tmp):
+        for views, coef, tmp, tmp_y in zip(self._bound[index], self._coefficients, self._tmp,
+                                           self._tmp_y):
             centre, _, _, phi_x, phi_x_before, phi_y, phi_y_before = views
             np.subtract(phi_x, phi_x_before, out=tmp)
+            np.subtract(phi_y, phi_y_before, out=tmp_y)
+            np.add(tmp, tmp_y, out=tmp)
             np.multiply(tmp, coef[4], out=tmp)
-            np.add(centre, tmp, out=centre)
-            np.subtract(phi_y, phi_y_before, out=tmp)
-            np.multiply(tmp, coef[5], out=tmp)
             np.add(centre, tmp, out=centre)
         for views, coef, tmp in zip(self._bound[index], self._coefficients, self._tmp):
             centre, below, right, phi_x, _, phi_y, _ = views
