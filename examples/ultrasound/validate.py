@@ -5,6 +5,7 @@ Run from the repository root::
 
     python examples/ultrasound/validate.py              # phantom grid and real-model grid
     python examples/ultrasound/validate.py --quick      # smaller grids, a few seconds
+    python examples/ultrasound/validate.py --skip-accuracy --boundary sponge   # former layer
 
 Accuracy: a homogeneous 1500 m/s model on the job's grid (the phantom's, and the real model's
 when its file is found) is run with the job's own configuration (time step, number of steps,
@@ -285,10 +286,14 @@ def _print_accuracy(title, result, out):
     print(f'  far side (>= {0.9 * rows[-1]["distance"] * 1e3:.0f} mm, {len(far)} receivers): '
           f'worst |arrival| {max(abs(r["arrival"]) for r in far):.2f} samples, worst '
           f'cross-correlation {min(r["ncc"] for r in far):.4f}; all receivers: worst '
-          f'{min(r["ncc"] for r in rows):.4f}', file=out)
+          f'|arrival| {max(abs(r["arrival"]) for r in rows):.2f}, worst cross-correlation '
+          f'{min(r["ncc"] for r in rows):.4f}, amplitude error '
+          f'{100 * min(r["amplitude"] for r in rows):+.2f}% to '
+          f'{100 * max(r["amplitude"] for r in rows):+.2f}%', file=out)
     distances = [r['distance'] for r in rows]
-    print(f'  decay slope of log(peak) vs log(r): {decay_slope(distances, [r["peak"] for r in rows]):.3f}'
-          f' (exact solution: {decay_slope(distances, [r["exact_peak"] for r in rows]):.3f}, '
+    numerical = decay_slope(distances, [r['peak'] for r in rows])
+    exact = decay_slope(distances, [r['exact_peak'] for r in rows])
+    print(f'  decay slope of log(peak) vs log(r): {numerical:.3f} (exact solution: {exact:.3f}, '
           f'far field -0.5)', file=out)
 
 
@@ -298,7 +303,8 @@ def main(argv=None, out=sys.stdout) -> int:
     Parameters
     ----------
     argv : list of str, optional
-        ``--quick`` uses smaller grids.
+        ``--quick`` (smaller grids), ``--frequency``, ``--boundary``, ``--absorbing``,
+        ``--skip-accuracy``.
     out : file-like
         Where to print.
 
@@ -309,10 +315,19 @@ def main(argv=None, out=sys.stdout) -> int:
     """
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='smaller grids (a few seconds)')
-    parser.add_argument('--frequency', type=float, default=DEFAULTS['frequency'])
+    parser.add_argument('--frequency', type=float, default=DEFAULTS['frequency'],
+                        help='centre frequency, Hz (default %(default)g)')
+    parser.add_argument('--boundary', choices=('pml', 'sponge'), default='pml',
+                        help='absorbing boundary measured (default %(default)s)')
+    parser.add_argument('--absorbing', type=int, default=DEFAULTS['absorbing'], metavar='CELLS',
+                        help='its width (default %(default)s)')
+    parser.add_argument('--skip-accuracy', action='store_true',
+                        help='measure the boundary only')
     args = parser.parse_args(argv)
     f = args.frequency
-    if args.quick:
+    if args.skip_accuracy:
+        pass
+    elif args.quick:
         _print_accuracy('Small grid', accuracy((140, 150), frequency=f, sources=(0, 16),
                                                transducers=64), out)
     else:
@@ -325,9 +340,10 @@ def main(argv=None, out=sys.stdout) -> int:
                                                         real.num_steps, f), out)
         else:
             print(f'\n(real model not found at {REAL_MODEL}: its grid is skipped)', file=out)
-    print('\nAbsorbing boundary: worst return in dB of the receiver\'s direct peak', file=out)
+    print(f'\nAbsorbing boundary ({args.boundary}, {args.absorbing} cells): worst return in dB '
+          f'of the receiver\'s direct peak', file=out)
     for frequency in (f, f / 2):
-        result = boundary_returns(frequency)
+        result = boundary_returns(frequency, absorbing=args.absorbing, boundary=args.boundary)
         print(f'  {frequency / 1e3:5g} kHz: normal incidence {result["normal"]:6.1f} dB, '
               f'grazing incidence {result["grazing"]:6.1f} dB', file=out)
     return 0
