@@ -77,13 +77,14 @@ def dispersion_check(model: SoundSpeedModel, frequency: float, space_order: int,
     for f in (frequency, BAND_FACTOR * frequency):
         kh = min(2.0 * math.pi * f * h / min_speed, math.pi)
         relative = abs(float(phase_velocity_error(kh, space_order, stencil)))
-        errors.append(f'{2.0 * math.pi * f * distance / min_speed * relative:.2g} rad at '
-                      f'{f / 1e3:g} kHz')
+        error = 2.0 * math.pi * f * distance / min_speed * relative
+        errors.append(f'{error:.2f} rad at {f / 1e3:g} kHz' if error < 10 else
+                      f'{error:.0f} rad at {f / 1e3:g} kHz')
     return points, needed, (
         f'{frequency / 1e3:g} kHz gives {points:.2f} cells per wavelength at {min_speed:g} m/s, '
         f'fewer than the {needed:.2f} the {stencil} order-{space_order} stencil needs to carry '
         f'{BAND_FACTOR:g} x the centre frequency; expected phase error over '
-        f'{distance * 1e3:.0f} mm (the ring\'s span): {" and ".join(errors)} '
+        f'{distance * 1e3:.0f} mm (the model\'s larger extent): {" and ".join(errors)} '
         f'(use a lower --frequency, or a finer model grid)')
 
 
