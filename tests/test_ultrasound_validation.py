@@ -18,8 +18,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, 'examples')
 sys.path.insert(0, EXAMPLES)
 
-pytest.importorskip('scipy')
-
 from ultrasound import AcousticSolver2D, SoundSpeedModel, build_config, ricker  # noqa: E402
 from ultrasound.discretisation import (LAPLACIAN_WEIGHTS, accurate_band,  # noqa: E402
                                        cfl_limit, phase_velocity_error, stable_time_step,
