@@ -23,12 +23,15 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 START = time.perf_counter()
 # The physics package sits next to this script; workers import it by the same name.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from ultrasound.job import DEFAULTS, ShotConfig, build_config, forward_model_serial  # noqa: E402
+from ultrasound.discretisation import SPACE_ORDERS, STENCILS  # noqa: E402
+from ultrasound.job import (DEFAULTS, DispersionWarning, ShotConfig, build_config,  # noqa: E402
+                            forward_model_serial)
 from ultrasound.output import plot_shots, write_traces  # noqa: E402
 from ultrasound.wavelets import WAVELETS  # noqa: E402
 
@@ -68,7 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     -------
     argparse.Namespace
         ``model, shots, steps, transducers, frequency, wavelet, absorbing, space_order,
-        output, serial``.
+        stencil, output, serial``.
     """
     parser = RankZeroArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', metavar='PATH',
@@ -87,9 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='source wavelet (default %(default)s)')
     parser.add_argument('--absorbing', type=int, default=DEFAULTS['absorbing'], metavar='CELLS',
                         help='absorbing layer width in cells (default %(default)s)')
-    parser.add_argument('--space-order', type=int, choices=(2, 4, 6, 8),
+    parser.add_argument('--space-order', type=int, choices=SPACE_ORDERS,
                         default=DEFAULTS['space_order'],
                         help='order of the Laplacian (default %(default)s)')
+    parser.add_argument('--stencil', choices=STENCILS, default=DEFAULTS['stencil'],
+                        help='weights of the Laplacian (default: optimised for orders 8-12, '
+                             'else taylor)')
     parser.add_argument('--output', default='output', metavar='DIR',
                         help='output directory (default ./%(default)s)')
     parser.add_argument('--serial', action='store_true',
@@ -197,13 +203,22 @@ def prepare(argv=None):
     try:
         shots = args.shots if args.shots is not None else min(DEFAULTS['shots'],
                                                                 args.transducers)
-        config = build_config(model=args.model, shots=shots, steps=args.steps,
-                              transducers=args.transducers, frequency=args.frequency,
-                              wavelet=args.wavelet, absorbing=args.absorbing,
-                              space_order=args.space_order)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always', DispersionWarning)
+            config = build_config(model=args.model, shots=shots, steps=args.steps,
+                                  transducers=args.transducers, frequency=args.frequency,
+                                  wavelet=args.wavelet, absorbing=args.absorbing,
+                                  space_order=args.space_order, stencil=args.stencil)
         check_output_directory(args.output)
     except ValueError as exc:            # ModelError is a ValueError
         fail(str(exc))
+    if launcher_rank() == 0:
+        for warning in caught:
+            if issubclass(warning.category, DispersionWarning):
+                print(f'warning: {warning.message}', file=sys.stderr)
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename,
+                                     warning.lineno)
     return args, config
 
 
@@ -266,6 +281,9 @@ def finish(args, config: ShotConfig, traces, workers: int, solve_time: float) ->
     print(f'time        dt = {config.dt * 1e9:.2f} ns, {config.num_steps} steps '
           f'({config.num_steps * config.dt * 1e6:.1f} us), {config.wavelet_kind} '
           f'{config.frequency / 1e3:g} kHz')
+    print(f'scheme      {config.stencil} order-{config.space_order} Laplacian, time dispersion '
+          f'removed, ' + (f'PML of {config.absorbing} cells' if config.absorbing
+                          else 'no absorbing layer'))
     print(f'shots       {config.num_shots} of {config.geometry.num_transducers} transducers, '
           f'{"1 process (--serial)" if args.serial else f"{workers} worker(s)"}, '
           f'{solve_time:.2f} s computing shots')

@@ -252,7 +252,9 @@ def test_reciprocity_and_determinism_in_the_phantom():
 def test_default_configuration():
     config = build_config()
     assert config.model.source == '<phantom>' and config.num_shots == 128
-    assert config.dt == pytest.approx(stable_time_step(1650.0, (5e-4, 5e-4)))
+    assert (config.stencil, config.space_order, config.frequency) == ('optimised', 10, 5e5)
+    assert config.dt == pytest.approx(stable_time_step(1650.0, (5e-4, 5e-4), 10,
+                                                       stencil='optimised'))
     crossing = 384 * 5e-4 / 1460.0
     assert crossing < config.num_steps * config.dt < crossing + 10e-6
     with pytest.raises(ValueError, match='cells per wavelength'):

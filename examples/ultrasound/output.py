@@ -15,8 +15,8 @@ def write_traces(path, config, traces: np.ndarray) -> str:
     Datasets: ``traces`` (float32, ``(shots, receivers, steps)``), ``model`` (float32, m/s),
     ``source_indices`` (int64), ``positions`` (float64, ``(transducers, 2)``, m),
     ``wavelet`` (float32, ``(steps,)``). Attributes: ``dt`` (s), ``spacing`` (m),
-    ``frequency`` (Hz), ``wavelet_kind``, ``num_steps``, ``space_order``, ``absorbing``
-    (cells), ``model_source``.
+    ``frequency`` (Hz), ``wavelet_kind``, ``num_steps``, ``space_order``, ``stencil``,
+    ``absorbing`` (cells), ``model_source``.
 
     Parameters
     ----------
@@ -54,6 +54,7 @@ def write_traces(path, config, traces: np.ndarray) -> str:
         f.attrs.update(dt=config.dt, spacing=np.asarray(config.model.spacing),
                        frequency=config.frequency, wavelet_kind=config.wavelet_kind,
                        num_steps=config.num_steps, space_order=config.space_order,
+                       stencil=config.stencil,
                        absorbing=config.absorbing, model_source=config.model.source)
     return path
 

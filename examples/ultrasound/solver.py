@@ -5,11 +5,14 @@ Equation (pressure ``p``, sound speed ``c``, damping ``eta`` non-zero only in th
     p_tt + eta p_t = c^2 (laplacian(p) + s(t) delta(x - x_s))
 
 Discretisation: centred second-order differences in time (leapfrog), a centred Laplacian
-of order 2, 4 (default), 6 or 8 in space, and a centred first difference for ``p_t``::
+of order 2 to 12 in space (Taylor or least-squares optimised weights), and a centred first
+difference for ``p_t``::
 
     p[n+1] = (2 p[n] - (1 - eta dt/2) p[n-1] + c^2 dt^2 (L p[n] + s[n] / (dx dy))) / (1 + eta dt/2)
 
 The model is padded by ``absorbing`` cells per side with its edge values; ``p = 0`` beyond.
+By default the leapfrog's time dispersion is removed by transforming the source before and
+the traces after the time stepping (:mod:`.dispersion`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import math
 import numpy as np
 
 from .discretisation import (CFL_SAFETY, LAPLACIAN_WEIGHTS, cfl_limit, damping_profile,
-                             stable_time_step)
+                             laplacian_weights, stable_time_step)
+from .boundary import PML_REFLECTION, PerfectlyMatchedLayer, pml_profile
+from .dispersion import TimeDispersionCorrection
 from .model import validate_speeds
 
 __all__ = ['CFL_SAFETY', 'LAPLACIAN_WEIGHTS', 'cfl_limit', 'stable_time_step',
@@ -43,12 +48,21 @@ class AcousticSolver2D:
         Integer cells ``(ix, iy)`` of the transducers, shape ``(num_transducers, 2)``, in
         the model grid (or an object with such a ``cells`` attribute).
     absorbing : int
-        Width in cells of the sponge added around the model (0: no sponge, pressure-release
-        walls ``p = 0`` just outside the model).
-    space_order : {2, 4, 6, 8}
+        Width in cells of the absorbing layer added around the model (0: no layer,
+        pressure-release walls ``p = 0`` just outside the model).
+    space_order : {2, 4, 6, 8, 10, 12}
         Order of the Laplacian.
-    reflection : float
-        Target reflection of the sponge (see :func:`damping_profile`).
+    reflection : float, optional
+        Target reflection of the layer (:func:`~.boundary.pml_profile` or
+        :func:`damping_profile`); default 1e-4 for the PML, 1e-3 for the sponge.
+    boundary : {'pml', 'sponge'}
+        A perfectly matched layer (:mod:`.boundary`) or the damping-only sponge
+        ``eta p_t`` (:func:`damping_profile`).
+    stencil : {'taylor', 'optimised'}
+        Weights of the Laplacian (:func:`~.discretisation.laplacian_weights`).
+    time_correction : bool
+        Remove the leapfrog's time dispersion (:class:`~.dispersion.TimeDispersionCorrection`):
+        the source is transformed before and the traces after the time stepping.
 
     Raises
     ------
@@ -57,15 +71,20 @@ class AcousticSolver2D:
     """
 
     def __init__(self, model, spacing, dt: float, num_steps: int, transducers,
-                 absorbing: int = 40, space_order: int = 4, reflection: float = 1e-3):
+                 absorbing: int = 40, space_order: int = 4, reflection: float = None,
+                 stencil: str = 'taylor', time_correction: bool = True,
+                 boundary: str = 'pml'):
         speeds = validate_speeds(model, 'model')
         self.spacing = tuple(float(h) for h in spacing)
         self.dt = float(dt)
         self.num_steps = int(num_steps)
         self.absorbing = int(absorbing)
         self.space_order = int(space_order)
+        self.stencil = stencil
+        self.time_correction = bool(time_correction)
+        self._correction = None
         max_speed = float(speeds.max())
-        limit = cfl_limit(max_speed, self.spacing, self.space_order)
+        limit = cfl_limit(max_speed, self.spacing, self.space_order, stencil)
         if not (math.isfinite(self.dt) and 0 < self.dt <= limit):
             raise ValueError(f'time step {dt} s is outside (0, {limit:.6g}] s, the stability '
                              f'limit for c_max = {max_speed} m/s and spacing {self.spacing} m')
@@ -78,31 +97,51 @@ class AcousticSolver2D:
             raise ValueError(f'transducer cells must lie inside the model grid {speeds.shape}')
         self.cells = cells
 
+        if boundary not in ('pml', 'sponge'):
+            raise ValueError(f"boundary must be 'pml' or 'sponge'; got {boundary!r}")
+        self.boundary = boundary
         a, halo = self.absorbing, self.space_order // 2
         padded = np.pad(speeds.astype(np.float64), a, mode='edge')
-        eta = damping_profile(padded.shape, a, self.spacing, max_speed, reflection)
+        self._pml, product = None, 0.0
+        if boundary == 'pml' and a > 0:
+            # The PML's damping terms of the p equation: (sigma_x + sigma_y) p_t and
+            # sigma_x sigma_y p (centred at step n); its auxiliary fields live in self._pml.
+            reflection = PML_REFLECTION if reflection is None else reflection
+            sigma_x, sigma_y = (pml_profile(n, a, h, max_speed, reflection)
+                                for n, h in zip(padded.shape, self.spacing))
+            eta = sigma_x[:, None] + sigma_y[None, :]
+            product = sigma_x[:, None] * sigma_y[None, :]
+        else:
+            eta = damping_profile(padded.shape, a, self.spacing, max_speed,
+                                  1e-3 if reflection is None else reflection)
         denominator = 1.0 + 0.5 * eta * self.dt
         k = padded ** 2 * self.dt ** 2 / denominator
+        if boundary == 'pml' and a > 0:
+            self._pml = PerfectlyMatchedLayer(padded.shape, a, self.spacing, self.dt, max_speed,
+                                              k, halo, reflection)
         # The fields have `halo` zero cells around the padded grid, and every array is used
         # flat: the update runs over whole rows of the field (halo columns included, where
         # all coefficients are 0 so the field stays 0), and every neighbour is then a
         # contiguous 1D slice, which numpy processes about 3x faster than 2D views.
         # The update, regrouped so that each array is read once per step (all float32):
-        # p[n+1] = centre p[n] - b p[n-1] + sum_g coef_g (sum of the neighbours in group g),
-        # where a group holds the neighbours that share a stencil weight w_g / h^2.
-        w0, weights = LAPLACIAN_WEIGHTS[self.space_order]
+        # p[n+1] = centre p[n] - b p[n-1] + k sum_g (w_g / h^2) (sum of the neighbours in
+        # group g), where a group holds the neighbours that share a stencil weight w_g / h^2
+        # (a scalar: only k is an array, which streams 4 fewer arrays per step at order 10).
+        w0, weights = laplacian_weights(self.space_order, stencil)
         groups = {}
         for axis, h in enumerate(self.spacing):
             for offset, weight in enumerate(weights, start=1):
                 groups.setdefault(weight / h ** 2, []).append((axis, offset))
-        centre = (2.0 + padded ** 2 * self.dt ** 2 * sum(w0 / h ** 2 for h in self.spacing))
+        centre = (2.0 + padded ** 2 * self.dt ** 2 * sum(w0 / h ** 2 for h in self.spacing)
+                  - product * self.dt ** 2)
 
         def flat(values):
             return np.pad(values, ((0, 0), (halo, halo))).astype(np.float32).ravel()
 
         self._centre = flat(centre / denominator)
         self._neg_b = flat(-(1.0 - 0.5 * eta * self.dt) / denominator)
-        self._coefs = [flat(k * weight) for weight in groups]
+        self._k = flat(k)
+        self._scalars = [np.float32(weight) for weight in groups]
         width = padded.shape[1] + 2 * halo
         start, stop = halo * width, (halo + padded.shape[0]) * width
         shifts = [[(offset * width if axis == 0 else offset) * sign
@@ -113,6 +152,9 @@ class AcousticSolver2D:
         self._views = [(f, f[start:stop], [[f[start + s:stop + s] for s in group]
                                            for group in shifts]) for f in self._fields]
         self._tmp = np.zeros(stop - start, np.float32)
+        self._sum = np.zeros(stop - start, np.float32)
+        if self._pml is not None:
+            self._pml.bind(self._fields)
         self._record = (cells[:, 0] + a + halo) * width + cells[:, 1] + a + halo
         self._source_offset = (cells[:, 0] + a) * width + cells[:, 1] + a + halo
         # Point source: delta(x - x_s) ~ 1 / (dx dy) on the source cell.
@@ -121,16 +163,20 @@ class AcousticSolver2D:
     def _step(self, current, previous) -> np.ndarray:
         """Overwrite the field ``previous`` (p[n-1]) with p[n+1]; return its updated region."""
         _, centre, neighbours = current
-        nxt, tmp = previous[1], self._tmp
+        nxt, tmp, total = previous[1], self._tmp, self._sum
+        for group, (views, weight) in enumerate(zip(neighbours, self._scalars)):
+            target = total if group == 0 else tmp
+            np.add(views[0], views[1], out=target)
+            for view in views[2:]:
+                np.add(target, view, out=target)
+            np.multiply(target, weight, out=target)
+            if group:
+                np.add(total, tmp, out=total)
+        np.multiply(total, self._k, out=total)
         np.multiply(nxt, self._neg_b, out=nxt)
+        np.add(nxt, total, out=nxt)
         np.multiply(centre, self._centre, out=tmp)
         np.add(nxt, tmp, out=nxt)
-        for views, coef in zip(neighbours, self._coefs):
-            np.add(views[0], views[1], out=tmp)
-            for view in views[2:]:
-                np.add(tmp, view, out=tmp)
-            np.multiply(tmp, coef, out=tmp)
-            np.add(nxt, tmp, out=nxt)
         return nxt
 
     def run_shot(self, source_index: int, wavelet: np.ndarray) -> np.ndarray:
@@ -147,7 +193,8 @@ class AcousticSolver2D:
         -------
         np.ndarray
             float32, shape ``(num_transducers, num_steps)``: pressure at each transducer
-            cell at each time ``t_n`` (arbitrary units, linear in the wavelet).
+            cell at each time ``t_n`` (arbitrary units, linear in the wavelet), with the
+            time dispersion removed when ``time_correction`` is set.
 
         Raises
         ------
@@ -162,17 +209,29 @@ class AcousticSolver2D:
         if wavelet.shape != (self.num_steps,):
             raise ValueError(f'wavelet must have shape ({self.num_steps},); '
                              f'got {wavelet.shape}')
+        correction = None
+        if self.time_correction:
+            correction = self._correction
+            if correction is None or not np.array_equal(self._corrected_for, wavelet):
+                correction = TimeDispersionCorrection(self.dt, self.num_steps, wavelet)
+                self._correction, self._corrected_for = correction, wavelet.copy()
+            wavelet = correction.wavelet
         injection = (self._source_k[source_index] * wavelet).astype(np.float32)
         src = self._source_offset[source_index]
         traces = np.empty((self.num_steps, self.cells.shape[0]), np.float32)
         for field in self._fields:
             field.fill(0.0)
+        if self._pml is not None:
+            self._pml.reset()
         current, previous = 0, 1
         for n in range(self.num_steps):
             np.take(self._views[current][0], self._record, out=traces[n], mode='clip')
             if n == self.num_steps - 1:
                 break
             nxt = self._step(self._views[current], self._views[previous])
+            if self._pml is not None:
+                self._pml.advance(previous)
             nxt[src] += injection[n]
             current, previous = previous, current
-        return np.ascontiguousarray(traces.T)
+        traces = np.ascontiguousarray(traces.T)
+        return traces if correction is None else correction.traces(traces)
