@@ -24,7 +24,7 @@ from .serialisation import Payload
 __all__ = ['make_id', 'id_rank', 'anonymous_tessera_id', 'Op', 'Select', 'Ask', 'Dependency',
            'CreateTessera', 'Call', 'Completed', 'Fetch', 'Value', 'Drop', 'Stop', 'Stopped',
            'Query', 'Beat', 'Lost', 'PublishRequest', 'Publish', 'Published', 'DropObject',
-           'Broadcasted', 'pack', 'unpack']
+           'Broadcasted', 'Probe', 'Cycle', 'pack', 'unpack']
 
 _ID_BITS = 40
 
@@ -220,6 +220,25 @@ class Broadcasted(NamedTuple):
     payload: Any
 
 
+class Probe(NamedTuple):
+    """Is ``target_task`` (on ``target_tessera``) held back, in the end, by ``initiator_task``?
+
+    Sent along a chain of waiting methods (:mod:`mosaic_mpi.runtime.cycles`); ``path`` names the
+    calls on the chain so far.
+    """
+    initiator_task: int
+    initiator_rank: int
+    target_task: int
+    target_tessera: int
+    path: Tuple[str, ...]
+
+
+class Cycle(NamedTuple):
+    """A probe found a cycle of waits closing at ``initiator_task``; ``path`` names its calls."""
+    initiator_task: int
+    path: Tuple[str, ...]
+
+
 # -- wire form ---------------------------------------------------------------------------------------
 
 _OPS = tuple(Op)
@@ -335,11 +354,11 @@ _ENCODE = {CreateTessera: _create_out, Call: _call_out, Completed: _completed_ou
            Fetch: _fetch_out, Value: _value_out, Drop: _plain_out(5), Stop: _plain_out(6),
            Stopped: _plain_out(7), Query: _query_out, Beat: _plain_out(9), Lost: _plain_out(10),
            PublishRequest: _plain_out(11), Publish: _plain_out(12), Published: _plain_out(13),
-           DropObject: _plain_out(14)}
+           DropObject: _plain_out(14), Probe: _plain_out(15), Cycle: _plain_out(16)}
 _DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(Drop),
            _plain_in(Stop), _plain_in(Stopped), _query_in, _plain_in(Beat), _plain_in(Lost),
            _plain_in(PublishRequest), _plain_in(Publish), _plain_in(Published),
-           _plain_in(DropObject))
+           _plain_in(DropObject), _plain_in(Probe), _plain_in(Cycle))
 
 
 def pack(records):

@@ -219,6 +219,28 @@ async def case_self_wait_is_an_error(runtime):
     assert await s.value_of().result() == 3           # the tessera keeps working
 
 
+@mosaic.tessera
+class Ring:
+    async def first(self, other, me):
+        return await other.second(me).result()       # waits for `other`...
+
+    async def second(self, back):
+        return await back.third().result()           # ...which waits for a call queued on `me`
+
+    def third(self):
+        return 3
+
+
+async def case_cycle_of_waits_is_an_error(runtime):
+    a = Ring.remote(runtime=runtime.workers[0])
+    b = Ring.remote(runtime=runtime.workers[-1])
+    error = await expect(mosaic.DeadlockError, a.first(b, a).result())
+    text = str(error)
+    assert 'Ring.first' in text and 'Ring.second' in text and 'Ring.third' in text, text
+    assert 'queued behind Ring.first' in text, text
+    assert await a.third().result() == 3 and await b.third().result() == 3     # both go on
+
+
 CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
 
 

@@ -155,6 +155,7 @@ class Client:
         self.outstanding = 0
         self.submitted = 0              # tasks submitted by this rank so far (barrier waves)
         self.timeline = None            # a Timeline when tracing
+        self.cycles = None              # a CycleDetector on workers (methods waiting on calls)
         self.max_pending = max_pending  # calls in flight per worker before submitting blocks
         self.throttled = 0              # submissions that had to wait for room (S32)
         self._pending = {}              # owner rank -> calls of this client not finished
@@ -364,7 +365,7 @@ class Client:
             future = asyncio.get_running_loop().create_future()
             self.add_callback(state, future.get_loop(),
                               lambda _: future.done() or future.set_result(None), resolves=True)
-            await future
+            await self._watched(state, future)
         error = self.error_of(state)
         if error is not None:
             raise error
@@ -392,7 +393,19 @@ class Client:
             request_id = self._requests.new(lambda record: self._on_value(state, selector, record),
                                             state.owner)
             self._transport.send(state.owner, Fetch(request_id, state.task_id, selector, self.rank))
-        return await future
+        return await self._watched(state, future)
+
+    async def _watched(self, state, future):
+        """Await ``future`` (the task of ``state``); from inside a method, watched for cycles."""
+        detector = self.cycles
+        task = current_task() if detector is not None else None
+        if task is None:
+            return await future
+        detector.waiting(task, state, future)
+        try:
+            return await future
+        finally:
+            detector.done(task)
 
     async def ask(self, rank, kind, task_id=0, selector=Select.WHOLE):
         """Send a :class:`~mosaic_mpi.messages.Query` to ``rank`` and return its answer.

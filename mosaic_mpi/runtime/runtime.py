@@ -14,9 +14,9 @@ import time
 
 from ..comms import Transport, abort_world, mpi_world
 from ..logs import MosaicLogger
-from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Drop, DropObject,
-                        Fetch, Lost, Publish, PublishRequest, Published, Query, Stop, Stopped,
-                        Value)
+from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
+                        DropObject, Fetch, Lost, Probe, Publish, PublishRequest, Published, Query,
+                        Stop, Stopped, Value)
 from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
@@ -118,7 +118,9 @@ class Runtime:
             table.update({CreateTessera: self.worker.on_create,
                           Call: self.worker.on_call, Stop: self.worker.on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop,
-                          Query: self._on_query, Publish: self.objects.on_publish})
+                          Query: self._on_query, Publish: self.objects.on_publish,
+                          Probe: self.worker.on_probe, Cycle: self.worker.on_cycle})
+            self.client.cycles = self.worker.cycles
         self._table = table
         self.transport.add_idle_hook(self.client.flush_drops)
         if config.heartbeat_timeout:

@@ -17,6 +17,7 @@ from ..core.worker_task import reset_current_task, set_current_task
 from ..errors import DependencyError
 from ..messages import Ask, Completed, Fetch, Op, Select, Stopped, Value, anonymous_tessera_id
 from ..serialisation import dumps, loads
+from .cycles import CycleDetector
 from .failures import pack_error, unpack_error
 from .ownership import private, snapshot
 from .warehouse import Entry, missing_object, select, value_for
@@ -59,6 +60,7 @@ class TesseraHost:
         self.error = None
         self.queue = collections.deque()
         self.busy = False
+        self.current = None             # the task running (or awaiting, async) on it
         self.max_retries = 0            # the class's @tessera(max_retries=N)
 
     def push(self, task):
@@ -77,6 +79,8 @@ class TesseraHost:
                 self.worker.retire(self)
                 return
             self._run(task)
+            if not self.busy:
+                self.current = None
 
     def where(self, task):
         return (f'Remote traceback (worker:{self.worker.rank}, tessera {self.name}'
@@ -91,6 +95,7 @@ class TesseraHost:
             return
         worker = self.worker
         task.status = TaskStatus.RUNNING
+        self.current = task
         if worker.timeline is not None:
             worker.timeline.start(task)
         attempt = 0
@@ -170,6 +175,7 @@ class TesseraHost:
                 break
         finally:
             self.busy = False
+            self.current = None
             self.worker.in_user_code = False
         self.pump()
 
@@ -229,6 +235,7 @@ class Worker:
         self.threshold = oob_threshold
         self.loop = loop
         self.hosts = {}
+        self.cycles = CycleDetector(rank, transport, loop, self.hosts)
         anonymous = TesseraHost(self, anonymous_tessera_id(rank), 'result')
         anonymous.obj = Anonymous()
         self.hosts[anonymous.tessera_id] = anonymous
@@ -272,6 +279,14 @@ class Worker:
             self.objects.on_fetch(source, record)
             return
         self.warehouse.subscribe(record.task_id, lambda entry: self._answer(record, entry))
+
+    def on_probe(self, source, record):
+        """Follow a cycle probe (on the loop, where the tesserae's state is)."""
+        self.bridge.post(self.loop, self.cycles.on_probe, record)
+
+    def on_cycle(self, source, record):
+        """A cycle of waits closed at one of our methods: fail its wait."""
+        self.bridge.post(self.loop, self.cycles.on_cycle, record)
 
     def on_query(self, source, record):
         """Answer ``Ask.INIT`` once the task has been queued, ``Ask.SIZE`` once it is done."""
