@@ -17,7 +17,8 @@ Use it as ``import mosaic_mpi as mosaic``::
 
 import logging as _logging
 
-from .api import run, init, stop, runtime, gather
+from .api import run, init, interactive, stop, runtime, gather
+from .comms.spawn import SpawnError, ThreadLevelError
 from .core.task import TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, TaskStatus
 from .core.tessera import tessera, TesseraProxy, ArrayProxy, TaskArray
 from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
@@ -25,9 +26,9 @@ from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
 
 __version__ = '0.1.0'
 
-__all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'tessera', 'TesseraProxy', 'ArrayProxy',
+__all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather', 'tessera', 'TesseraProxy', 'ArrayProxy',
            'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
            'MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
-           'SerialisationError', 'RuntimeNotRunning', '__version__']
+           'SerialisationError', 'RuntimeNotRunning', 'SpawnError', 'ThreadLevelError', '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())

@@ -48,6 +48,13 @@ class Config:
     worker_exit : bool
         Whether a worker rank ends its process (exit code 0) once the head stops the runtime. Set
         it to ``False`` when the runtime is embedded in a larger MPI program whose workers must go on.
+    num_workers : int or None
+        Number of workers. In a single process (``python script.py`` without ``mpiexec``, or a
+        notebook) the head starts this many worker processes with MPI dynamic process creation
+        (``MPI_Comm_spawn``). On a communicator of several ranks (``mpiexec -n N``) the workers are
+        its other ranks: it must then be ``N - 1`` (or ``None``), anything else raises
+        ``ValueError`` at start-up. ``None``: the communicator's size decides (a single process
+        then raises ``ValueError``, as there would be no worker).
     """
 
     comm: object = None
@@ -58,6 +65,7 @@ class Config:
     max_sleep: float = 0.01
     buffer_pool: int = 512 << 20
     worker_exit: bool = True
+    num_workers: int = None
 
     def __post_init__(self):
         if self.log_level is not None and str(self.log_level).upper() not in (
@@ -70,6 +78,10 @@ class Config:
             raise ValueError(f'max_chunk must be in [1, 2**31 - 1] bytes, got {self.max_chunk}')
         if self.buffer_pool < 0:
             raise ValueError(f'buffer_pool must be >= 0 bytes, got {self.buffer_pool}')
+        if self.num_workers is not None and (isinstance(self.num_workers, bool) or not isinstance(
+                self.num_workers, int) or self.num_workers < 1):
+            raise ValueError(f'num_workers must be an integer >= 1 (worker processes to use), '
+                             f'got {self.num_workers!r}')
         if self.spin_time < 0 or self.max_sleep <= 0:
             raise ValueError('spin_time must be >= 0 and max_sleep > 0 seconds')
 

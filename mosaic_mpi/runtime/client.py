@@ -80,9 +80,9 @@ def _run_items(loop, items):
 class Requests:
     """Fetch request ids of this rank and who handles their answers."""
 
-    def __init__(self, rank):
+    def __init__(self, rank, first_id=1):
         self._rank = rank
-        self._counter = itertools.count(1)
+        self._counter = itertools.count(first_id)
         self._handlers = {}
 
     def new(self, handler):
@@ -122,9 +122,12 @@ class Client:
         Where new tesserae go.
     oob_threshold : int
         Bytes from which buffers travel out of band.
+    first_id : int
+        Counter of the first id this client makes (runs started one after another in one process
+        use disjoint ranges, so ids never repeat).
     """
 
-    def __init__(self, rank, transport, bridge, requests, placement, oob_threshold):
+    def __init__(self, rank, transport, bridge, requests, placement, oob_threshold, first_id=1):
         self.rank = rank
         self._transport = transport
         self._bridge = bridge
@@ -134,7 +137,7 @@ class Client:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._tasks = {}
-        self._counter = itertools.count(1)
+        self._counter = itertools.count(first_id)
         self.outstanding = 0
         self.closed = False
         self._drops = {}                # owner rank -> ids of freed results not yet dropped

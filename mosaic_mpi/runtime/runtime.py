@@ -31,6 +31,11 @@ class Runtime:
     ----------
     config : Config
         Settings.
+    first_id : int
+        First counter of the ids this rank makes (see :class:`~.client.Client`).
+    detach : callable, optional
+        Called once the transport has closed at the end of the run (spawned runs: disconnect
+        from the other side, see :mod:`mosaic_mpi.startup`).
 
     Attributes
     ----------
@@ -54,8 +59,9 @@ class Runtime:
         If the communicator has fewer than 2 ranks.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, first_id=1, detach=None):
         self.config = config
+        self._detach = detach
         self.comm = config.comm if config.comm is not None else mpi_world()
         if self.comm.Get_size() < 2:
             raise ValueError('mosaic_mpi needs at least 2 ranks (1 head + 1 worker): start the '
@@ -69,10 +75,10 @@ class Runtime:
         self.workers = [WorkerHandle(f'worker:{r}', r) for r in range(1, self.transport.size)]
         self.num_workers = len(self.workers)
         self.bridge = LoopBridge()
-        self.requests = Requests(self.rank)
+        self.requests = Requests(self.rank, first_id)
         self.warehouse = Warehouse()
         self.client = Client(self.rank, self.transport, self.bridge, self.requests,
-                             RoundRobin(self.workers), config.oob_threshold)
+                             RoundRobin(self.workers), config.oob_threshold, first_id)
         self.worker = None
         self._stopped_acks = set()
         self._all_stopped = threading.Event()
@@ -157,6 +163,8 @@ class Runtime:
         _log.debug('head: every worker stopped; closing the transport')
         if not self.transport.close():
             _log.warning('head: the progress thread did not end in time')
+        elif self._detach is not None:
+            self._detach()
         _log.debug('head: stopped')
 
     # -- worker ------------------------------------------------------------------------------------
@@ -187,6 +195,8 @@ class Runtime:
             _log.debug('%s: stopping', self.uid)
             clean = self.transport.close(1.0 if interrupted else 10.0)
             self.loop.close()
+            if clean and not interrupted and self._detach is not None:
+                self._detach()
             _log.debug('%s: stopped', self.uid)
         if interrupted or not clean:
             # Interrupted, or a send to a rank that has already stopped (it can never complete,
