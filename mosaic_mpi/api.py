@@ -12,7 +12,7 @@ import traceback
 from . import context, startup
 from .config import make_config
 from .errors import RuntimeNotRunning
-from .runtime.loop import run as run_loop
+from .runtime.loop import assist_running_loop, run as run_loop
 
 __all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather']
 
@@ -157,8 +157,16 @@ async def interactive(switch, num_workers=None, **config):
         if num_workers is not None:
             config['num_workers'] = num_workers
         settings = make_config(**config)
-        return _start(lambda: startup.start(settings, interactive=True))
+        rt = _start(lambda: startup.start(settings, interactive=True))
+        # The notebook's loop drives MPI itself while it waits, as mosaic.run's loop does.
+        rt.restore_loop = assist_running_loop(asyncio.get_running_loop(), rt.transport,
+                                              lambda: rt.running)
+        return rt
     if switch == 'off':
+        current = context.current()
+        restore = getattr(current, 'restore_loop', None)
+        if restore is not None:
+            restore()
         stop()
         return None
     raise ValueError(f"interactive() takes 'on' or 'off', got {switch!r}")

@@ -1,0 +1,160 @@
+"""Round trips under ``interactive('on')`` on a plain event loop, against ``mosaic.run`` and raw
+mpi4py, all with spawned workers, in one run.
+
+Run (a single process, no mpiexec: every phase spawns its workers)::
+
+    python bench/bench_interactive.py            # 2000 timed round trips per phase
+    python bench/bench_interactive.py --quick    # 300
+
+Each phase runs in a subprocess of its own (a spawned run needs its own singleton MPI process):
+
+* ``raw``: the process spawns one child with ``MPI.COMM_SELF.Spawn``, merges, and ping-pongs a
+  pickled ``None`` (``comm.send`` / ``comm.recv``); the median per-iteration time is the round trip.
+* ``interactive``: ``asyncio.run`` (a plain loop, as a Jupyter kernel's is) awaiting
+  ``mosaic.interactive('on', num_workers=1)``, then ``await p.noop().result()`` one at a time.
+* ``run``: ``mosaic.run(main, num_workers=1)`` (the runtime's own event loop), the same calls.
+
+The ratio column is each figure over the raw one. Medians over ``--calls`` after ``--warmup``.
+"""
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import mosaic_mpi as mosaic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@mosaic.tessera
+class Echo:
+    """The tessera called: a method that does nothing."""
+
+    def noop(self):
+        """Do nothing.
+
+        Returns
+        -------
+        None
+        """
+        return None
+
+
+async def round_trips(calls, warmup):
+    """Median seconds of ``await p.noop().result()`` on a new tessera.
+
+    Parameters
+    ----------
+    calls, warmup : int
+        Timed and untimed round trips.
+
+    Returns
+    -------
+    float
+        Median round trip, s.
+    """
+    proxy = Echo.remote()
+    await proxy
+    for _ in range(warmup):
+        await proxy.noop().result()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        await proxy.noop().result()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def phase_raw(calls, warmup):
+    """Raw mpi4py ping-pong with a spawned child (see the module docstring)."""
+    from mpi4py import MPI
+    inter = MPI.COMM_SELF.Spawn(sys.executable, [os.path.abspath(__file__), '--phase',
+                                                 'raw-child', '--calls', str(calls + warmup)],
+                                maxprocs=1)
+    comm = inter.Merge(high=False)
+    times = []
+    for i in range(calls + warmup):
+        start = time.perf_counter()
+        comm.send(None, dest=1)
+        comm.recv(source=1)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    comm.Barrier()
+    comm.Disconnect()
+    inter.Disconnect()
+    return statistics.median(times)
+
+
+def phase_raw_child(calls):
+    """The spawned side of :func:`phase_raw`."""
+    from mpi4py import MPI
+    inter = MPI.Comm.Get_parent()
+    comm = inter.Merge(high=True)
+    for _ in range(calls):
+        comm.send(comm.recv(source=0), dest=0)
+    comm.Barrier()
+    comm.Disconnect()
+    inter.Disconnect()
+
+
+def phase_interactive(calls, warmup):
+    """Round trips on a plain asyncio loop under ``interactive('on')``."""
+    async def main():
+        await mosaic.interactive('on', num_workers=1)
+        try:
+            return await round_trips(calls, warmup)
+        finally:
+            await mosaic.interactive('off')
+    return asyncio.run(main())
+
+
+def phase_run(calls, warmup):
+    """Round trips in ``mosaic.run(main, num_workers=1)`` (the spawned children run this too)."""
+    async def main(runtime):
+        return await round_trips(calls, warmup)
+    return mosaic.run(main, num_workers=1)
+
+
+def run_phase(name, args):
+    """Run one phase in a subprocess; its median round trip in seconds."""
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), '--phase', name,
+                          '--calls', str(args.calls), '--warmup', str(args.warmup)],
+                         capture_output=True, text=True, timeout=600, check=True)
+    return float(out.stdout.split('MEDIAN')[1].split()[0])
+
+
+def main(argv=None):
+    """Run every phase and print the table (or, with ``--phase``, one phase)."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--quick', action='store_true', help='300 timed round trips per phase')
+    parser.add_argument('--calls', type=int, default=None, help='timed round trips (2000)')
+    parser.add_argument('--warmup', type=int, default=200, help='untimed round trips first')
+    parser.add_argument('--phase', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.calls is None:
+        args.calls = 300 if args.quick else 2000
+    if args.phase == 'raw-child':
+        phase_raw_child(args.calls)
+        return
+    if args.phase is not None:
+        value = globals()['phase_' + args.phase](args.calls, args.warmup)
+        if value is not None:           # None: a spawned worker of phase_run
+            print(f'MEDIAN {value!r}', flush=True)
+        return
+    figures = {name: run_phase(name, args) for name in ('raw', 'run', 'interactive')}
+    raw = figures['raw']
+    print(f'round trip, median of {args.calls} ({os.cpu_count()} cores), 1 spawned worker')
+    print(f'{"":<44}{"us":>10}{"x raw":>10}')
+    rows = [('raw mpi4py send/recv ping-pong', 'raw'),
+            ('mosaic.run(main, num_workers=1)', 'run'),
+            ("interactive('on') in asyncio.run", 'interactive')]
+    for label, key in rows:
+        print(f'{label:<44}{figures[key] * 1e6:>10.1f}{figures[key] / raw:>10.1f}')
+
+
+if __name__ == '__main__':
+    main()
