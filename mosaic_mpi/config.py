@@ -66,6 +66,7 @@ class Config:
     buffer_pool: int = 512 << 20
     worker_exit: bool = True
     num_workers: int = None
+    start_timeout: float = 60.0
 
     def __post_init__(self):
         if self.log_level is not None and str(self.log_level).upper() not in (
@@ -82,6 +83,8 @@ class Config:
                 self.num_workers, int) or self.num_workers < 1):
             raise ValueError(f'num_workers must be an integer >= 1 (worker processes to use), '
                              f'got {self.num_workers!r}')
+        if not self.start_timeout > 0:
+            raise ValueError(f'start_timeout must be > 0 seconds, got {self.start_timeout}')
         if self.spin_time < 0 or self.max_sleep <= 0:
             raise ValueError('spin_time must be >= 0 and max_sleep > 0 seconds')
 

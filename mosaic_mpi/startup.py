@@ -157,7 +157,15 @@ def _spawn_head(config, num_workers, interactive):
     by_value = args is None
     if by_value:
         args = ['-m', 'mosaic_mpi', WORKER_FLAG]
-    group = mpi_spawn.spawn(sys.executable, args, num_workers)
+    try:
+        group = mpi_spawn.spawn(sys.executable, args, num_workers, config.start_timeout)
+    except mpi_spawn.SpawnTimeout as error:
+        if interactive:
+            raise               # the kernel lives on (without MPI): the user reads the error
+        # A script: MPI is stuck in the spawning thread, so MPI_Finalize at exit would hang.
+        sys.stderr.write(f'mosaic_mpi: {error}\n')
+        sys.stderr.flush()
+        os._exit(1)
     generation = next(_generations)
     config = dataclasses.replace(config, comm=group.comm, num_workers=num_workers)
     _hand_off(group.comm, config, generation, by_value)

@@ -144,6 +144,13 @@ def init_num_workers():
     mosaic.stop()
 
 
+def child_fails():
+    from mpi4py import MPI
+    if MPI.Comm.Get_parent() != MPI.COMM_NULL:      # the spawned copies of this script
+        raise RuntimeError('a spawned worker failed before reaching run()')
+    mosaic.run(report, num_workers=2, start_timeout=8)
+
+
 def mismatch():
     try:
         mosaic.run(report, num_workers=5)

@@ -12,15 +12,21 @@ children can end (``MPI_Finalize`` is collective over connected processes) and t
 spawn again later.
 """
 
+import threading
+
 from ..errors import MosaicError
 from .wire import _mpi
 
-__all__ = ['SpawnError', 'ThreadLevelError', 'Group', 'spawn', 'join_parent', 'broadcast',
+__all__ = ['SpawnError', 'SpawnTimeout', 'ThreadLevelError', 'Group', 'spawn', 'join_parent', 'broadcast',
            'world_size', 'duplicate_world', 'check_thread_level']
 
 
 class SpawnError(MosaicError, RuntimeError):
     """MPI dynamic process creation failed or is not available in this MPI library."""
+
+
+class SpawnTimeout(SpawnError):
+    """Spawned processes did not join in time (one died first, or start-up is very slow)."""
 
 
 class ThreadLevelError(MosaicError, RuntimeError):
@@ -61,7 +67,7 @@ def _spawn_processes(MPI, command, args, maxprocs):
     return MPI.COMM_SELF.Spawn(command, args, maxprocs=maxprocs)
 
 
-def spawn(command, args, maxprocs):
+def spawn(command, args, maxprocs, timeout=60.0):
     """Start ``maxprocs`` processes running ``command args`` and merge with them.
 
     Parameters
@@ -72,6 +78,8 @@ def spawn(command, args, maxprocs):
         Its arguments.
     maxprocs : int
         Number of processes, >= 1.
+    timeout : float
+        Seconds to wait for them to join.
 
     Returns
     -------
@@ -84,11 +92,35 @@ def spawn(command, args, maxprocs):
         If the MPI library cannot spawn (no ``MPI_Comm_spawn`` support, no process manager that
         allows it, or the children could not be started); the message says how to launch with
         ``mpiexec`` instead. The MPI error is chained.
+    SpawnTimeout
+        If the processes did not join within ``timeout`` (one failed before calling into MPI's
+        start-up, or start-up is slower than that); MPI is then stuck in this process.
     """
     MPI = _mpi()
-    try:
-        inter = _spawn_processes(MPI, command, list(args), maxprocs)
-    except (MPI.Exception, NotImplementedError) as error:
+    outcome = {}
+
+    def start():
+        try:
+            inter = _spawn_processes(MPI, command, list(args), maxprocs)
+            outcome['group'] = Group(inter, inter.Merge(high=False))
+        except BaseException as error:      # handed to the waiting thread
+            outcome['error'] = error
+
+    # In a thread, so that children that die before they join (a script failing at import)
+    # cost a timeout instead of a hang: MPI_Comm_spawn and Merge never return then.
+    thread = threading.Thread(target=start, name='mosaic-spawn', daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise SpawnTimeout(
+            f'the {maxprocs} spawned worker process(es) did not join within {timeout:g} s: one '
+            f'failed before reaching mosaic_mpi.run()/init() (its traceback is printed above), '
+            f'or start-up is slower than start_timeout here (raise it: '
+            f'MOSAIC_MPI_START_TIMEOUT). MPI is now unusable in this process')
+    error = outcome.get('error')
+    if error is None:
+        return outcome['group']
+    if isinstance(error, (MPI.Exception, NotImplementedError)):
         detail = error.Get_error_string() if isinstance(error, MPI.Exception) else str(error)
         raise SpawnError(
             f'mosaic_mpi could not start {maxprocs} worker process(es) with MPI dynamic process '
@@ -97,7 +129,7 @@ def spawn(command, args, maxprocs):
             f'Launch the program with its workers instead: `mpiexec -n {maxprocs + 1} python '
             f'script.py` calling mosaic_mpi.run(main) (or `mpiexec -n {maxprocs + 1} python -m '
             f'mosaic_mpi script.py`), without num_workers') from error
-    return Group(inter, inter.Merge(high=False))
+    raise error
 
 
 def join_parent():
