@@ -45,9 +45,9 @@ def init(**config):
     Parameters
     ----------
     **config
-        Settings of :class:`mosaic_mpi.config.Config` (``comm``, ``num_workers``, ``log_level``,
-        ``oob_threshold``, ``max_chunk``, ``spin_time``, ``max_sleep``, ``buffer_pool``,
-        ``worker_exit``).
+        Settings of :class:`mosaic_mpi.config.Config` (``comm``, ``num_workers``,
+        ``start_timeout``, ``log_level``, ``oob_threshold``, ``max_chunk``, ``spin_time``,
+        ``max_sleep``, ``buffer_pool``, ``worker_exit``).
 
     Returns
     -------

@@ -21,7 +21,7 @@ from typing import NamedTuple, Any, Optional, Tuple
 
 from .serialisation import Payload
 
-__all__ = ['make_id', 'id_rank', 'Op', 'Select', 'Dependency', 'CreateTessera', 'Call', 'Completed',
+__all__ = ['make_id', 'id_rank', 'id_run', 'RUN_SHIFT', 'Op', 'Select', 'Dependency', 'CreateTessera', 'Call', 'Completed',
            'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'pack', 'unpack']
 
 _ID_BITS = 40
@@ -30,6 +30,14 @@ _ID_BITS = 40
 def make_id(rank, n):
     """Globally unique id of the ``n``-th object made by ``rank``."""
     return (rank << _ID_BITS) | n
+
+
+RUN_SHIFT = 28     # runs started one after another in a process count their ids from run * 2**28
+
+
+def id_run(uid):
+    """The run (modulo 4096) of the id ``uid``: its ``n`` is ``run * 2**28 + k``."""
+    return (uid >> RUN_SHIFT) & 0xFFF
 
 
 def id_rank(uid):

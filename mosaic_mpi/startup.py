@@ -32,6 +32,7 @@ import threading
 
 from .comms import spawn as mpi_spawn
 from .config import Config
+from .messages import RUN_SHIFT
 from .runtime.runtime import Runtime
 from .serialisation import set_main_by_value
 
@@ -39,7 +40,6 @@ __all__ = ['start', 'start_spawned_worker', 'serve_module_worker', 'expect_modul
            'WORKER_FLAG']
 
 WORKER_FLAG = '--worker'         # python -m mosaic_mpi --worker: a spawned worker, no user code
-_ID_SHIFT = 28                   # each run's ids start at generation * 2**28 (4096 runs, cyclic)
 _generations = itertools.count()
 _module_world = None             # python -m mosaic_mpi, rank 0: the workers wait on this comm
 _WATCH_PERIOD = 0.5              # s: how often a spawned worker checks that its head is alive
@@ -56,7 +56,7 @@ class _Handoff:
 
 
 def _first_id(generation):
-    return ((generation % 4096) << _ID_SHIFT) + 1
+    return ((generation % 4096) << RUN_SHIFT) + 1
 
 
 def _settings(config):

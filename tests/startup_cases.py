@@ -85,6 +85,12 @@ async def interactive_cycles():
     again = acc2.add(np.arange(2.0))
     assert np.array_equal(await again.result(), [0.0, 1.0])
     assert again._st.task_id != first_id, 'ids repeat across runs'
+    try:
+        acc.add(np.ones(3))                     # a tessera of the first run: its worker is gone
+    except mosaic.RuntimeNotRunning as error:
+        assert 'earlier run' in str(error)
+    else:
+        raise AssertionError('a stale proxy was accepted')
     new_pids = await mosaic.gather([m.pid().result() for m in Acc.remote(1, len=3)])
     assert not set(new_pids) & set(pids), (pids, new_pids)              # new worker processes
     await mosaic.interactive('off')

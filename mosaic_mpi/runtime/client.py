@@ -14,8 +14,8 @@ import warnings
 
 from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
-from ..errors import SerialisationError
-from ..messages import make_id, Call, CreateTessera, Dependency, Drop, Fetch, Select
+from ..errors import RuntimeNotRunning, SerialisationError
+from ..messages import make_id, id_run, Call, CreateTessera, Dependency, Drop, Fetch, Select
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import unpack_error
 
@@ -138,6 +138,7 @@ class Client:
         self._idle = threading.Condition(self._lock)
         self._tasks = {}
         self._counter = itertools.count(first_id)
+        self._run = id_run(make_id(rank, first_id))
         self.outstanding = 0
         self.closed = False
         self._drops = {}                # owner rank -> ids of freed results not yet dropped
@@ -231,7 +232,12 @@ class Client:
         ------
         SerialisationError
             If an argument cannot be pickled (the message names it).
+        RuntimeNotRunning
+            If the tessera belongs to an earlier run (its workers have stopped).
         """
+        if id_run(tessera_id) != self._run:
+            raise RuntimeNotRunning(f'{name} (tessera {tessera_id}) belongs to an earlier run of '
+                                    f'the runtime, whose workers have stopped: create it again')
         label = f'{name}.{method}'
         payload, deps, holds = self._serialise_call(label, args, kwargs)
         state = TaskState(self.new_id(), rank, tessera_id, method, label)
