@@ -5,6 +5,7 @@ Classes here are defined in ``__main__``: in interactive mode they travel by val
 """
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -139,7 +140,8 @@ async def report(runtime):
 
 
 def run_num_workers():
-    print('TOP LEVEL', ' '.join(sys.argv[2:]), flush=True)      # every process runs the script
+    sys.stdout.write(f'TOP LEVEL {" ".join(sys.argv[2:])}\n')    # every process runs the script
+    sys.stdout.flush()
     print('RESULT', mosaic.run(report, num_workers=2), flush=True)
     print('AFTER RUN', flush=True)                              # the head only
 
@@ -158,10 +160,16 @@ def child_fails():
 
 
 def mismatch():
+    from mpi4py import MPI
     try:
         mosaic.run(report, num_workers=5)
     except ValueError as error:
-        print('MISMATCH', error, flush=True)
+        message = str(error)
+    else:
+        message = None
+    messages = MPI.COMM_WORLD.gather(message, root=0)    # one line: ranks' lines may interleave
+    if MPI.COMM_WORLD.Get_rank() == 0:
+        print('FACTS', json.dumps(messages), flush=True)
 
 
 def no_workers():
