@@ -12,7 +12,12 @@ Each phase runs in a subprocess of its own (a spawned run needs its own singleto
   pickled ``None`` (``comm.send`` / ``comm.recv``); the median per-iteration time is the round trip.
 * ``interactive``: ``asyncio.run`` (a plain loop, as a Jupyter kernel's is) awaiting
   ``mosaic.interactive('on', num_workers=1)``, then ``await p.noop().result()`` one at a time.
+* ``interactive-unassisted``: the same, with the loop's own selector put back right after
+  ``'on'`` (what a loop without a selector, such as uvloop, gets: replies through the progress
+  thread).
 * ``run``: ``mosaic.run(main, num_workers=1)`` (the runtime's own event loop), the same calls.
+* ``mpiexec``: ``mpiexec -n 2 python bench_interactive.py --phase mpiexec``: ``mosaic.run(main)``
+  with a worker started by the launcher instead of spawned.
 
 The ratio column is each figure over the raw one. Medians over ``--calls`` after ``--warmup``.
 """
@@ -112,6 +117,26 @@ def phase_interactive(calls, warmup):
     return asyncio.run(main())
 
 
+def phase_interactive_unassisted(calls, warmup):
+    """As :func:`phase_interactive`, the loop's selector restored (progress thread only)."""
+    async def main():
+        runtime = await mosaic.interactive('on', num_workers=1)
+        if runtime.restore_loop is not None:
+            runtime.restore_loop()
+        try:
+            return await round_trips(calls, warmup)
+        finally:
+            await mosaic.interactive('off')
+    return asyncio.run(main())
+
+
+def phase_mpiexec(calls, warmup):
+    """Round trips in ``mosaic.run(main)`` under ``mpiexec -n 2`` (every rank runs this)."""
+    async def main(runtime):
+        return await round_trips(calls, warmup)
+    return mosaic.run(main)
+
+
 def phase_run(calls, warmup):
     """Round trips in ``mosaic.run(main, num_workers=1)`` (the spawned children run this too)."""
     async def main(runtime):
@@ -121,9 +146,12 @@ def phase_run(calls, warmup):
 
 def run_phase(name, args):
     """Run one phase in a subprocess; its median round trip in seconds."""
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), '--phase', name,
-                          '--calls', str(args.calls), '--warmup', str(args.warmup)],
-                         capture_output=True, text=True, timeout=600, check=True)
+    command = [sys.executable, os.path.abspath(__file__), '--phase', name, '--calls',
+               str(args.calls), '--warmup', str(args.warmup)]
+    if name == 'mpiexec':
+        launcher = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
+        command = [launcher if os.path.exists(launcher) else 'mpiexec', '-n', '2'] + command
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
     return float(out.stdout.split('MEDIAN')[1].split()[0])
 
 
@@ -141,19 +169,22 @@ def main(argv=None):
         phase_raw_child(args.calls)
         return
     if args.phase is not None:
-        value = globals()['phase_' + args.phase](args.calls, args.warmup)
+        value = globals()['phase_' + args.phase.replace('-', '_')](args.calls, args.warmup)
         if value is not None:           # None: a spawned worker of phase_run
             print(f'MEDIAN {value!r}', flush=True)
         return
-    figures = {name: run_phase(name, args) for name in ('raw', 'run', 'interactive')}
+    names = ('raw', 'mpiexec', 'run', 'interactive', 'interactive-unassisted')
+    figures = {name: run_phase(name, args) for name in names}
     raw = figures['raw']
-    print(f'round trip, median of {args.calls} ({os.cpu_count()} cores), 1 spawned worker')
-    print(f'{"":<44}{"us":>10}{"x raw":>10}')
-    rows = [('raw mpi4py send/recv ping-pong', 'raw'),
-            ('mosaic.run(main, num_workers=1)', 'run'),
-            ("interactive('on') in asyncio.run", 'interactive')]
+    print(f'round trip, median of {args.calls} ({os.cpu_count()} cores), 1 worker')
+    print(f'{"":<52}{"us":>10}{"x raw":>10}')
+    rows = [('raw mpi4py send/recv ping-pong (spawned child)', 'raw'),
+            ('mosaic.run(main), mpiexec -n 2', 'mpiexec'),
+            ('mosaic.run(main, num_workers=1), spawned', 'run'),
+            ("interactive('on') in asyncio.run", 'interactive'),
+            ("interactive('on'), loop not assisting", 'interactive-unassisted')]
     for label, key in rows:
-        print(f'{label:<44}{figures[key] * 1e6:>10.1f}{figures[key] / raw:>10.1f}')
+        print(f'{label:<52}{figures[key] * 1e6:>10.1f}{figures[key] / raw:>10.1f}')
 
 
 if __name__ == '__main__':

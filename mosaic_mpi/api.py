@@ -79,11 +79,13 @@ def init(**config):
     return _start(lambda: startup.start(settings))
 
 
-def _start(make):
+def _start(make, interactive=False):
     """Start the runtime ``make()`` builds (see :mod:`.startup`); on a worker, serve in it."""
     try:
         rt = make()
     except KeyboardInterrupt:
+        if interactive:         # a notebook's interrupt: the kernel lives on
+            raise
         # Ctrl-C while the ranks are still starting: end quietly, as a running rank would.
         _exit_now(130)
     if rt.config.log_level is not None:
@@ -92,10 +94,10 @@ def _start(make):
     if rt.is_head:
         _stop_at_exit.install(rt)
         return rt
-    return serve(rt)
+    return _serve(rt)
 
 
-def serve(rt):
+def _serve(rt):
     """Serve as a worker in ``rt`` until the head stops the run.
 
     Parameters
@@ -157,7 +159,7 @@ async def interactive(switch, num_workers=None, **config):
         if num_workers is not None:
             config['num_workers'] = num_workers
         settings = make_config(**config)
-        rt = _start(lambda: startup.start(settings, interactive=True))
+        rt = _start(lambda: startup.start(settings, interactive=True), interactive=True)
         # The notebook's loop drives MPI itself while it waits, as mosaic.run's loop does.
         rt.restore_loop = assist_running_loop(asyncio.get_running_loop(), rt.transport,
                                               lambda: rt.running)
