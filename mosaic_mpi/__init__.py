@@ -26,9 +26,10 @@ from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
 
 __version__ = '0.1.0'
 
-__all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather', 'tessera', 'TesseraProxy', 'ArrayProxy',
-           'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
+__all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather', 'tessera', 'TesseraProxy',
+           'ArrayProxy', 'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
            'MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
-           'SerialisationError', 'RuntimeNotRunning', 'SpawnError', 'ThreadLevelError', '__version__']
+           'SerialisationError', 'RuntimeNotRunning', 'SpawnError', 'ThreadLevelError',
+           '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())

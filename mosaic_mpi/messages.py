@@ -21,7 +21,8 @@ from typing import NamedTuple, Any, Optional, Tuple
 
 from .serialisation import Payload
 
-__all__ = ['make_id', 'id_rank', 'id_run', 'RUN_SHIFT', 'Op', 'Select', 'Dependency', 'CreateTessera', 'Call', 'Completed',
+__all__ = ['make_id', 'id_rank', 'id_run', 'RUN_SHIFT',
+           'Op', 'Select', 'Dependency', 'CreateTessera', 'Call', 'Completed',
            'Fetch', 'Value', 'Drop', 'Stop', 'Stopped', 'pack', 'unpack']
 
 _ID_BITS = 40

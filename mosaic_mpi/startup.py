@@ -1,4 +1,4 @@
-"""How a process takes part in a runtime: the start-up path of ``init``, ``run`` and ``interactive``.
+"""How a process takes part in a runtime: the start-up of ``init``, ``run`` and ``interactive``.
 
 Four ways to start, decided here (the MPI calls are :mod:`mosaic_mpi.comms.spawn`'s):
 
@@ -30,14 +30,14 @@ import socket
 import sys
 import threading
 
-from .comms import spawn as mpi_spawn
+from .comms import mpi_world, spawn as mpi_spawn
 from .config import Config
 from .messages import RUN_SHIFT
 from .runtime.runtime import Runtime
 from .serialisation import set_main_by_value
 
-__all__ = ['start', 'start_spawned_worker', 'serve_module_worker', 'expect_module_workers', 'release_module_workers',
-           'WORKER_FLAG']
+__all__ = ['start', 'start_spawned_worker', 'serve_module_worker', 'expect_module_workers',
+           'release_module_workers', 'WORKER_FLAG']
 
 WORKER_FLAG = '--worker'         # python -m mosaic_mpi --worker: a spawned worker, no user code
 _generations = itertools.count()
@@ -112,7 +112,7 @@ def start(config, interactive=False):
         raise ValueError('interactive() spawns its own workers and needs a single process (a '
                          'notebook, or `python script.py` without mpiexec); under `mpiexec -n N` '
                          'use mosaic_mpi.run(main) or init()')
-    comm = config.comm if config.comm is not None else _world()
+    comm = config.comm if config.comm is not None else mpi_world()
     size = comm.Get_size()
     if config.num_workers is not None and size >= 2 and config.num_workers != size - 1:
         raise ValueError(f'num_workers={config.num_workers} but the communicator has {size} '
@@ -121,11 +121,6 @@ def start(config, interactive=False):
                          f'`mpiexec -n {config.num_workers + 1}`')
     set_main_by_value(False)
     return _make(config, next(_generations), spawned=False)
-
-
-def _world():
-    from .comms import mpi_world
-    return mpi_world()
 
 
 def _make(config, generation, spawned, group=None):

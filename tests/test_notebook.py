@@ -29,7 +29,7 @@ EXPECTED = {
 
 @pytest.fixture
 def kernel_name(tmp_path, monkeypatch):
-    """A kernel spec running ``sys.executable -m ipykernel_launcher``, found through JUPYTER_PATH."""
+    """A kernel spec running ``sys.executable -m ipykernel_launcher``, found via JUPYTER_PATH."""
     spec = tmp_path / 'jupyter' / 'kernels' / KERNEL
     spec.mkdir(parents=True)
     (spec / 'kernel.json').write_text(json.dumps({

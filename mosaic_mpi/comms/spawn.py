@@ -17,8 +17,8 @@ import threading
 from ..errors import MosaicError
 from .wire import _mpi
 
-__all__ = ['SpawnError', 'SpawnTimeout', 'ThreadLevelError', 'Group', 'spawn', 'join_parent', 'broadcast',
-           'world_size', 'duplicate_world', 'check_thread_level']
+__all__ = ['SpawnError', 'SpawnTimeout', 'ThreadLevelError', 'Group', 'spawn', 'join_parent',
+           'broadcast', 'world_size', 'duplicate_world', 'check_thread_level']
 
 
 class SpawnError(MosaicError, RuntimeError):
