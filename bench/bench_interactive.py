@@ -19,7 +19,10 @@ Each phase runs in a subprocess of its own (a spawned run needs its own singleto
 * ``mpiexec``: ``mpiexec -n 2 python bench_interactive.py --phase mpiexec``: ``mosaic.run(main)``
   with a worker started by the launcher instead of spawned.
 
-The ratio column is each figure over the raw one. Medians over ``--calls`` after ``--warmup``.
+Each phase reports the median over ``--calls`` round trips after ``--warmup``. The phases run in
+``--rounds`` rounds (default 3), interleaved so that a burst of load elsewhere on the machine
+hits them alike; the table gives the median over rounds, with the range, and the ratio of that
+median to the raw one.
 """
 
 import argparse
@@ -161,6 +164,7 @@ def main(argv=None):
     parser.add_argument('--quick', action='store_true', help='300 timed round trips per phase')
     parser.add_argument('--calls', type=int, default=None, help='timed round trips (2000)')
     parser.add_argument('--warmup', type=int, default=200, help='untimed round trips first')
+    parser.add_argument('--rounds', type=int, default=3, help='rounds of every phase (3)')
     parser.add_argument('--phase', default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.calls is None:
@@ -174,17 +178,24 @@ def main(argv=None):
             print(f'MEDIAN {value!r}', flush=True)
         return
     names = ('raw', 'mpiexec', 'run', 'interactive', 'interactive-unassisted')
-    figures = {name: run_phase(name, args) for name in names}
+    rounds = {name: [] for name in names}
+    for _ in range(args.rounds):
+        for name in names:
+            rounds[name].append(run_phase(name, args))
+    figures = {name: statistics.median(values) for name, values in rounds.items()}
     raw = figures['raw']
-    print(f'round trip, median of {args.calls} ({os.cpu_count()} cores), 1 worker')
-    print(f'{"":<52}{"us":>10}{"x raw":>10}')
+    print(f'round trip, median of {args.calls} calls, median of {args.rounds} rounds '
+          f'({os.cpu_count()} cores), 1 worker')
+    print(f'{"":<52}{"us":>10}{"x raw":>10}   range over rounds, us')
     rows = [('raw mpi4py send/recv ping-pong (spawned child)', 'raw'),
             ('mosaic.run(main), mpiexec -n 2', 'mpiexec'),
             ('mosaic.run(main, num_workers=1), spawned', 'run'),
             ("interactive('on') in asyncio.run", 'interactive'),
             ("interactive('on'), loop not assisting", 'interactive-unassisted')]
     for label, key in rows:
-        print(f'{label:<52}{figures[key] * 1e6:>10.1f}{figures[key] / raw:>10.1f}')
+        low, high = min(rounds[key]) * 1e6, max(rounds[key]) * 1e6
+        print(f'{label:<52}{figures[key] * 1e6:>10.1f}{figures[key] / raw:>10.1f}'
+              f'   {low:.1f}-{high:.1f}')
 
 
 if __name__ == '__main__':
