@@ -9,9 +9,11 @@ the test extras is enough).
 import json
 import os
 import sys
+import threading
 
 import nbformat
 import pytest
+from jupyter_client.manager import start_new_kernel
 from nbclient import NotebookClient
 
 from conftest import ROOT
@@ -62,3 +64,41 @@ def test_tutorial_notebook_runs_headless_with_spawned_workers(kernel_name):
         text = output_text(cells[name])
         for piece in expected:
             assert piece in text, f'cell {name!r} printed {text!r}, expected {piece!r} in it'
+
+
+def test_a_kernel_interrupt_while_calls_are_in_flight_leaves_the_runtime_working(kernel_name):
+    """The notebook's interrupt button: SIGINT to the kernel's process group, mid-call."""
+    manager, client = start_new_kernel(kernel_name=kernel_name)
+    try:
+        def cell(code):
+            out = []
+
+            def keep(message):
+                if message['msg_type'] == 'stream':
+                    out.append(message['content']['text'])
+                elif message['msg_type'] == 'error':
+                    out.append(f"ERROR {message['content']['ename']}")
+            client.execute_interactive(code, timeout=60, output_hook=keep)
+            return ''.join(out)
+
+        first = cell('import os, time\n'
+                     'import mosaic_mpi as mosaic\n'
+                     '@mosaic.tessera\n'
+                     'class Sleeper:\n'
+                     '    def sleep(self, seconds):\n'
+                     '        time.sleep(seconds)\n'
+                     '        return os.getpid()\n'
+                     'runtime = await mosaic.interactive("on", num_workers=2)\n'
+                     'sleeper = Sleeper.remote()\n'
+                     'print("pid", await sleeper.sleep(0).result())')
+        assert first.startswith('pid '), first
+        timer = threading.Timer(1.0, manager.interrupt_kernel)
+        timer.start()
+        interrupted = cell('print(await sleeper.sleep(3).result())')
+        timer.join()
+        assert 'ERROR' in interrupted, interrupted          # the cell was interrupted
+        assert cell('print("pid", await sleeper.sleep(0).result())') == first   # same worker
+        assert cell('await mosaic.interactive("off"); print(mosaic.runtime())') == 'None\n'
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -12,10 +12,11 @@ children can end (``MPI_Finalize`` is collective over connected processes) and t
 spawn again later.
 """
 
+import signal
 import threading
 
 from ..errors import MosaicError
-from .wire import _mpi
+from .wire import STOP_SIGNALS, _mpi
 
 __all__ = ['SpawnError', 'SpawnTimeout', 'ThreadLevelError', 'Group', 'spawn', 'join_parent',
            'broadcast', 'world_size', 'duplicate_world', 'check_thread_level']
@@ -100,6 +101,11 @@ def spawn(command, args, maxprocs, timeout=60.0):
     outcome = {}
 
     def start():
+        # MPICH starts its process manager for a singleton (an ``mpiexec``) on the first Spawn,
+        # forked from this thread: with SIGINT and SIGTERM blocked here, it inherits them blocked.
+        # Otherwise a notebook's interrupt (SIGINT to the kernel's process group) reaches it, and
+        # it forwards Ctrl-C to the workers and ends them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             inter = _spawn_processes(MPI, command, list(args), maxprocs)
             outcome['group'] = Group(inter, inter.Merge(high=False))
@@ -144,6 +150,10 @@ def join_parent():
     inter = MPI.Comm.Get_parent()
     if inter == MPI.COMM_NULL:
         return None
+    # Spawned by a head that blocked the stop signals for its process manager (see spawn): this
+    # process inherited them blocked. Its main thread takes them again (Ctrl-C, and the head
+    # interrupting a task of a failed run, see Worker.on_stop); MPI's threads keep them blocked.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     return Group(inter, inter.Merge(high=True))
 
 
