@@ -59,6 +59,12 @@ class Group:
             return
         comm, inter, self.comm, self.inter = self.comm, self.inter, None, None
         comm.Barrier()
+        if _mpi().Get_library_version().startswith('Open MPI'):
+            # Open MPI 5 aborts the job in MPI_Comm_disconnect here; freeing both communicators
+            # lets the children end just as well (tested on 5.0).
+            comm.Free()
+            inter.Free()
+            return
         comm.Disconnect()
         inter.Disconnect()
 
