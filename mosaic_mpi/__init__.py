@@ -18,7 +18,8 @@ Use it as ``import mosaic_mpi as mosaic``::
 import logging as _logging
 
 from . import context as _context
-from .api import run, init, stop, runtime, gather
+from .api import run, init, interactive, stop, runtime, gather
+from .comms.spawn import SpawnError, ThreadLevelError
 from .logs import logger
 from .core.task import (TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, TaskStatus, Task,
                         current_task)
@@ -30,12 +31,12 @@ from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
 
 __version__ = '0.1.0'
 
-__all__ = ['run', 'init', 'stop', 'runtime', 'gather', 'logger', 'tessera', 'TesseraProxy',
-           'ArrayProxy',
-           'TaskArray', 'TaskProxy', 'TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskStatus',
-           'Task', 'current_task', 'WarehouseObject', 'MosaicError', 'RemoteError',
-           'RemoteTraceback', 'DependencyError', 'SerialisationError', 'RuntimeNotRunning',
-           'RuntimeDisconnectedError', 'DeadlockError', '__version__']
+__all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather', 'logger', 'tessera',
+           'TesseraProxy', 'ArrayProxy', 'TaskArray', 'TaskProxy', 'TaskOutputGenerator',
+           'TaskOutput', 'TaskDone', 'TaskStatus', 'Task', 'current_task', 'WarehouseObject',
+           'MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
+           'SerialisationError', 'RuntimeNotRunning', 'RuntimeDisconnectedError',
+           'DeadlockError', 'SpawnError', 'ThreadLevelError', '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())
 

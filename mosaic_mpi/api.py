@@ -1,4 +1,4 @@
-"""Entry points: ``run``, ``init``, ``stop``, ``runtime``, ``gather``."""
+"""Entry points: ``run``, ``init``, ``interactive``, ``stop``, ``runtime``, ``gather``."""
 
 import asyncio
 import atexit
@@ -9,14 +9,13 @@ import signal
 import sys
 import traceback
 
-from . import context
+from . import context, startup
 from .config import make_config
 from .errors import RuntimeNotRunning
 from .progress import progress_bar
-from .runtime.loop import run as run_loop
-from .runtime.runtime import Runtime
+from .runtime.loop import assist_running_loop, run as run_loop
 
-__all__ = ['run', 'init', 'stop', 'runtime', 'gather']
+__all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather']
 
 _log = logging.getLogger('mosaic_mpi')
 
@@ -39,11 +38,17 @@ def init(**config):
     until the head stops the run, then ends the process with exit code 0 (or, with
     ``worker_exit=False``, returns ``None`` so the application can go on).
 
+    Started as a single process (``python script.py``, no ``mpiexec``) with ``num_workers=W``, the
+    head spawns W processes that run the same script with the same arguments; their ``init``
+    finds the parent and serves, so the script behaves as under ``mpiexec -n W+1`` (see
+    :mod:`mosaic_mpi.startup`).
+
     Parameters
     ----------
     **config
-        Settings of :class:`mosaic_mpi.config.Config` (``comm``, ``log_level``,
-        ``oob_threshold``, ``max_chunk``, ``spin_time``, ``max_sleep``, ``worker_exit``).
+        Settings of :class:`mosaic_mpi.config.Config` (``comm``, ``num_workers``,
+        ``start_timeout``, ``log_level``, ``oob_threshold``, ``max_chunk``, ``spin_time``,
+        ``max_sleep``, ``buffer_pool``, ``worker_exit``).
 
     Returns
     -------
@@ -55,7 +60,14 @@ def init(**config):
     TypeError
         If a configuration key is unknown (the message names it).
     ValueError
-        If a setting is invalid or the communicator has fewer than 2 ranks.
+        If a setting is invalid, the communicator has a single rank and ``num_workers`` is not
+        given, or ``num_workers`` disagrees with the communicator's size.
+    SpawnError
+        If ``num_workers`` asks for processes to be spawned and the MPI library cannot do it.
+    ThreadLevelError
+        If MPI was initialised below ``MPI_THREAD_MULTIPLE``.
+    RuntimeNotRunning
+        If a runtime already ran in this process and its workers have exited.
     """
     current = context.current()
     if current is not None:
@@ -65,24 +77,102 @@ def init(**config):
                                 'workers have exited: start it once per process (or, to start '
                                 'it again, pass worker_exit=False on every rank)')
     settings = make_config(**config)
+    return _start(lambda: startup.start(settings))
+
+
+def _start(make, interactive=False):
+    """Start the runtime ``make()`` builds (see :mod:`.startup`); on a worker, serve in it."""
     try:
-        rt = Runtime(settings)
+        rt = make()
     except KeyboardInterrupt:
+        if interactive:         # a notebook's interrupt: the kernel lives on
+            raise
         # Ctrl-C while the ranks are still starting: end quietly, as a running rank would.
         _exit_now(130)
-    if settings.log_level is not None:
-        _show_logs(settings.log_level, rt.uid, rt.output is not None)
+    if rt.config.log_level is not None:
+        _show_logs(rt.config.log_level, rt.uid, rt.output is not None)
     context.set_current(rt)
     if rt.is_head:
         _stop_at_exit.install(rt)
         return rt
+    return _serve(rt)
+
+
+def _serve(rt):
+    """Serve as a worker in ``rt`` until the head stops the run.
+
+    Parameters
+    ----------
+    rt : Runtime
+        A worker's runtime.
+
+    Returns
+    -------
+    None
+        With ``worker_exit=False``; otherwise the process ends with the head's exit code.
+    """
     try:
         code = rt.serve()
     finally:
         _retire(rt)
-    if settings.worker_exit:
+    if rt.config.worker_exit:
         sys.exit(code)
     return None
+
+
+async def interactive(switch, num_workers=None, **config):
+    """Start or stop a runtime with spawned workers from a running event loop (a notebook).
+
+    ``await mosaic.interactive('on', num_workers=W)`` spawns W worker processes (MPI dynamic
+    process creation), makes this process the head and returns its runtime; calls can then be
+    awaited in the notebook's cells. ``await mosaic.interactive('off')`` waits for the calls made,
+    stops the workers (their processes end) and forgets the runtime; ``'on'`` afterwards starts new
+    workers. Each is a no-op when already in the requested state. Classes and functions defined in
+    the notebook (``__main__``) travel by value, as the workers do not run the notebook.
+
+    Parameters
+    ----------
+    switch : {'on', 'off'}
+    num_workers : int, optional
+        Worker processes to spawn (default: ``MOSAIC_MPI_NUM_WORKERS``, else 1).
+    **config
+        Other settings of :class:`mosaic_mpi.config.Config` (``comm`` excepted).
+
+    Returns
+    -------
+    Runtime or None
+        ``'on'``: the head's runtime (the running one if there is one); ``'off'``: ``None``.
+
+    Raises
+    ------
+    ValueError
+        If ``switch`` is neither ``'on'`` nor ``'off'``, ``num_workers`` is not an integer >= 1,
+        ``comm`` is given, or this process is one of several ranks (``mpiexec -n N``, N > 1).
+    SpawnError
+        If the MPI library cannot spawn processes (the message says how to use mpiexec instead).
+    """
+    if switch == 'on':
+        current = context.current()
+        if current is not None:
+            return current
+        if 'comm' in config:
+            raise ValueError('interactive() runs on the processes it spawns: comm= cannot be given')
+        if num_workers is not None:
+            config['num_workers'] = num_workers
+        settings = make_config(**config)
+        rt = _start(lambda: startup.start(settings, interactive=True), interactive=True)
+        # The notebook's loop drives MPI itself while it waits, as mosaic.run's loop does.
+        rt.restore_loop = assist_running_loop(asyncio.get_running_loop(), rt.transport,
+                                              lambda: rt.running)
+        return rt
+    if switch == 'off':
+        current = context.current()
+        restore = getattr(current, 'restore_loop', None)
+        if restore is not None:
+            restore()
+        stop()
+        return None
+    raise ValueError(f"interactive() takes 'on' or 'off', got {switch!r}")
 
 
 def _exit_now(code):
@@ -93,10 +183,11 @@ def _exit_now(code):
 
 
 def _retire(rt):
-    """``rt`` has stopped: it is no longer current, and cannot start again if its workers exited."""
+    """``rt`` has stopped: it is no longer current, and cannot start again if its workers exited
+    (spawned workers can be spawned again)."""
     if context.current() is rt:
         context.set_current(None)
-    if rt.config.worker_exit:
+    if rt.config.worker_exit and not getattr(rt, 'spawned', False):
         context.mark_ended()
 
 
@@ -168,6 +259,9 @@ def run(main, **config):
     Every rank calls ``run``. The head runs ``main``, waits for every task submitted before
     ``main`` returned, stops every worker and returns ``main``'s value. Workers serve until then and
     end their process with exit code 0 (code after ``run()`` does not run on them).
+
+    ``python script.py`` (a single process) with ``run(main, num_workers=W)`` spawns W workers
+    that run the script too, as ``mpiexec -n W+1 python script.py`` would (see :func:`init`).
 
     Parameters
     ----------

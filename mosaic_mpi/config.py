@@ -74,6 +74,13 @@ class Config:
         Whether every line a worker writes to its standard output or error (``print``,
         ``logging``, C extensions) starts with the worker's name, ``[worker:N] ``. The
         descriptors are redirected, ``sys.stdout`` is not replaced.
+    num_workers : int or None
+        Number of workers. In a single process (``python script.py`` without ``mpiexec``, or a
+        notebook) the head starts this many worker processes with MPI dynamic process creation
+        (``MPI_Comm_spawn``). On a communicator of several ranks (``mpiexec -n N``) the workers are
+        its other ranks: it must then be ``N - 1`` (or ``None``), anything else raises
+        ``ValueError`` at start-up. ``None``: the communicator's size decides (a single process
+        then raises ``ValueError``, as there would be no worker).
     """
 
     comm: object = None
@@ -90,6 +97,8 @@ class Config:
     heartbeat_timeout: float = 4.0
     worker_lost: str = 'abort'
     trace: object = None
+    num_workers: int = None
+    start_timeout: float = 60.0
 
     def __post_init__(self):
         if self.log_level is not None and str(self.log_level).upper() not in (
@@ -110,6 +119,12 @@ class Config:
                              f"{self.worker_lost!r}")
         if self.max_pending < 1:
             raise ValueError(f'max_pending must be >= 1 call, got {self.max_pending}')
+        if self.num_workers is not None and (isinstance(self.num_workers, bool) or not isinstance(
+                self.num_workers, int) or self.num_workers < 1):
+            raise ValueError(f'num_workers must be an integer >= 1 (worker processes to use), '
+                             f'got {self.num_workers!r}')
+        if not self.start_timeout > 0:
+            raise ValueError(f'start_timeout must be > 0 seconds, got {self.start_timeout}')
         if self.spin_time < 0 or self.max_sleep <= 0:
             raise ValueError('spin_time must be >= 0 and max_sleep > 0 seconds')
 

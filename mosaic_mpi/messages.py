@@ -21,10 +21,10 @@ from typing import NamedTuple, Any, Optional, Tuple
 
 from .serialisation import Payload
 
-__all__ = ['make_id', 'id_rank', 'anonymous_tessera_id', 'Op', 'Select', 'Ask', 'Dependency',
-           'CreateTessera', 'Call', 'Completed', 'Fetch', 'Value', 'Drop', 'Stop', 'Stopped',
-           'Query', 'Beat', 'Lost', 'PublishRequest', 'Publish', 'Published', 'DropObject',
-           'Broadcasted', 'Probe', 'Cycle', 'pack', 'unpack']
+__all__ = ['make_id', 'id_rank', 'id_run', 'RUN_SHIFT', 'anonymous_tessera_id', 'Op', 'Select',
+           'Ask', 'Dependency', 'CreateTessera', 'Call', 'Completed', 'Fetch', 'Value', 'Drop',
+           'Stop', 'Stopped', 'Query', 'Beat', 'Lost', 'PublishRequest', 'Publish', 'Published',
+           'DropObject', 'Broadcasted', 'Probe', 'Cycle', 'pack', 'unpack']
 
 _ID_BITS = 40
 
@@ -34,12 +34,21 @@ def make_id(rank, n):
     return (rank << _ID_BITS) | n
 
 
-def anonymous_tessera_id(rank):
-    """Id of the anonymous tessera each worker hosts (``t.remote.<name>()`` runs there).
+def anonymous_tessera_id(rank, run=0):
+    """Id of the anonymous tessera each worker hosts in run ``run`` (``t.remote.<name>()``).
 
-    Ids a rank makes count from 1, so ``n = 0`` is free for it.
+    The ids a rank makes in a run count from ``run * 2**RUN_SHIFT + 1``, so the ``n`` below that
+    is free for it.
     """
-    return make_id(rank, 0)
+    return make_id(rank, (run % 4096) << RUN_SHIFT)
+
+
+RUN_SHIFT = 28     # runs started one after another in a process count their ids from run * 2**28
+
+
+def id_run(uid):
+    """The run (modulo 4096) of the id ``uid``: its ``n`` is ``run * 2**28 + k``."""
+    return (uid >> RUN_SHIFT) & 0xFFF
 
 
 def id_rank(uid):

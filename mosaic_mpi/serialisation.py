@@ -23,9 +23,31 @@ import numpy as np
 
 from .errors import SerialisationError
 
-__all__ = ['Payload', 'dumps', 'loads', 'ArrayLock', 'NO_ARGUMENTS']
+__all__ = ['Payload', 'dumps', 'loads', 'ArrayLock', 'NO_ARGUMENTS', 'set_main_by_value',
+           'main_by_value']
 
 _PROTOCOL = 5
+_MAIN = b'__main__'
+_main_by_value = False
+
+
+def set_main_by_value(flag):
+    """Send what ``__main__`` defines by value (cloudpickle) instead of by reference.
+
+    For runs whose workers do not run the head's ``__main__`` (a notebook, ``interactive('on')``,
+    ``python -m mosaic_mpi``): there a class or function of ``__main__`` cannot be found by name.
+
+    Parameters
+    ----------
+    flag : bool
+    """
+    global _main_by_value
+    _main_by_value = bool(flag)
+
+
+def main_by_value():
+    """bool: whether objects of ``__main__`` travel by value (see :func:`set_main_by_value`)."""
+    return _main_by_value
 
 
 class ArrayLock:
@@ -156,6 +178,10 @@ def dumps(obj, threshold=65536, lock=True):
 
     try:
         data = pickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=keep)
+        if _main_by_value and _MAIN in data:
+            # A reference to ``__main__`` (or just those bytes in the data: then cloudpickle
+            # costs a little time, nothing else): the workers' ``__main__`` is not this one.
+            raise pickle.PicklingError('refers to __main__, which the workers do not share')
     except Exception as plain_error:
         buffers.clear()
         try:

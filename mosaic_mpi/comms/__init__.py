@@ -3,5 +3,6 @@
 
 from .transport import Transport
 from .wire import mpi_world, abort_world
+from . import spawn
 
-__all__ = ['Transport', 'mpi_world', 'abort_world']
+__all__ = ['Transport', 'mpi_world', 'abort_world', 'spawn']

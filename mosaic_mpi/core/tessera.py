@@ -14,6 +14,7 @@ import sys
 from .. import context
 from ..messages import Op
 from .status import TaskStatus
+from ..serialisation import main_by_value
 
 __all__ = ['tessera', 'TesseraClass', 'TesseraProxy', 'ArrayProxy', 'TaskArray']
 
@@ -93,12 +94,13 @@ class TesseraClass:
 
     def __reduce__(self):
         # By reference when the name resolves to this very object (every rank imports the
-        # script, so workers find it too); by value otherwise (cloudpickle takes the class).
+        # script, so workers find it too); by value otherwise (cloudpickle takes the class), and
+        # for ``__main__`` when the workers do not run it (interactive, ``python -m mosaic_mpi``).
         module = sys.modules.get(self.__module__)
         obj = module
         for part in self.__qualname__.split('.'):
             obj = getattr(obj, part, None)
-        if obj is self:
+        if obj is self and not (module is sys.modules.get('__main__') and main_by_value()):
             return self.__qualname__
         return TesseraClass, (self.__wrapped__, self.max_retries)
 

@@ -15,11 +15,10 @@ import warnings
 from ..core.state import TaskState
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..core.warehouse_object import WarehouseObject
-from ..errors import SerialisationError
 from ..core.worker_task import current_task
-from ..errors import DeadlockError, RuntimeDisconnectedError
-from ..messages import (make_id, anonymous_tessera_id, Ask, Call, CreateTessera, Dependency, Drop,
-                        Fetch, Op, Query, Select, Value)
+from ..errors import DeadlockError, RuntimeDisconnectedError, RuntimeNotRunning, SerialisationError
+from ..messages import (make_id, anonymous_tessera_id, id_run, Ask, Call, CreateTessera,
+                        Dependency, Drop, Fetch, Op, Query, Select, Value)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import pack_error, unpack_error
 from .placement import WorkerHandle
@@ -85,9 +84,9 @@ def _run_items(loop, items):
 class Requests:
     """Fetch request ids of this rank and who handles their answers."""
 
-    def __init__(self, rank):
+    def __init__(self, rank, first_id=1):
         self._rank = rank
-        self._counter = itertools.count(1)
+        self._counter = itertools.count(first_id)
         self._handlers = {}
 
     def new(self, handler, rank):
@@ -138,10 +137,13 @@ class Client:
     max_pending : int
         Calls of this client in flight on one worker beyond which a new call blocks until one
         finishes (back-pressure).
+    first_id : int
+        Counter of the first id this client makes (runs started one after another in one process
+        use disjoint ranges, so ids never repeat).
     """
 
     def __init__(self, rank, transport, bridge, requests, placement, oob_threshold,
-                 max_pending=100_000):
+                 max_pending=100_000, first_id=1):
         self.rank = rank
         self._transport = transport
         self._bridge = bridge
@@ -151,7 +153,8 @@ class Client:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._tasks = {}
-        self._counter = itertools.count(1)
+        self._counter = itertools.count(first_id)
+        self._run = id_run(make_id(rank, first_id))
         self.outstanding = 0
         self.submitted = 0              # tasks submitted by this rank so far (barrier waves)
         self.timeline = None            # a Timeline when tracing
@@ -287,7 +290,12 @@ class Client:
         ------
         SerialisationError
             If an argument cannot be pickled (the message names it).
+        RuntimeNotRunning
+            If the tessera belongs to an earlier run (its workers have stopped).
         """
+        if id_run(tessera_id) != self._run:
+            raise RuntimeNotRunning(f'{name} (tessera {tessera_id}) belongs to an earlier run of '
+                                    f'the runtime, whose workers have stopped: create it again')
         label = f'{name}.{method}'
         if rank in self.lost:
             raise RuntimeDisconnectedError(f'{label}: worker:{rank} was lost, its tesserae are '
@@ -311,7 +319,8 @@ class Client:
             The new task; its value is what the method returned (awaited if a coroutine).
         """
         owner = proxy._st.owner
-        return self.submit_call(anonymous_tessera_id(owner), owner, 'result', Op.CALL, 'apply',
+        return self.submit_call(anonymous_tessera_id(owner, self._run), owner, 'result', Op.CALL,
+                                'apply',
                                 (proxy, name) + tuple(args), kwargs)
 
     def add_callback(self, state, loop, fn, resolves=False):

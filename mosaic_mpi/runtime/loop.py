@@ -11,7 +11,7 @@ import asyncio
 import selectors
 import time
 
-__all__ = ['ProgressSelector', 'new_event_loop', 'run']
+__all__ = ['ProgressSelector', 'new_event_loop', 'run', 'assist_running_loop']
 
 
 class ProgressSelector(selectors.DefaultSelector):
@@ -63,6 +63,98 @@ class ProgressSelector(selectors.DefaultSelector):
             self._events = events
             return True
         return False
+
+
+class _AssistingSelector(selectors.BaseSelector):
+    """Wraps a running loop's selector so that the loop assists ``transport`` before it blocks.
+
+    The loop's file objects stay registered in ``inner``; only :meth:`select` differs, as in
+    :class:`ProgressSelector`. Once ``active()`` is false (the runtime stopped) it is ``inner``.
+    """
+
+    def __init__(self, inner, transport, active):
+        self.inner = inner
+        self._transport = transport
+        self._active = active
+        self._events = None
+
+    def register(self, fileobj, events, data=None):
+        return self.inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj):
+        return self.inner.unregister(fileobj)
+
+    def modify(self, fileobj, events, data=None):
+        return self.inner.modify(fileobj, events, data)
+
+    def get_key(self, fileobj):
+        return self.inner.get_key(fileobj)
+
+    def get_map(self):
+        return self.inner.get_map()
+
+    def select(self, timeout=None):
+        if not self._active():
+            return self.inner.select(timeout)
+        start = time.monotonic()
+        self._events = None
+        if self._transport.assist(timeout, self._check):
+            events, self._events = self._events, None
+            return events or []
+        if timeout:
+            timeout = max(0.0, timeout - (time.monotonic() - start))
+        return self.inner.select(timeout)
+
+    def close(self):
+        self._transport.end_assist()
+        self.inner.close()
+
+    def _check(self):
+        events = self.inner.select(0)
+        if events:
+            self._events = events
+            return True
+        return False
+
+
+def assist_running_loop(loop, transport, active):
+    """Make an event loop that is already running (a Jupyter kernel's) assist ``transport``.
+
+    It swaps the selector of a selector-based asyncio loop (``loop._selector``, CPython's
+    ``BaseSelectorEventLoop``, the default loop on Linux and macOS and the one ipykernel runs)
+    for a wrapper that drives progress before it blocks, as :class:`ProgressSelector` does. Other
+    loops (uvloop, Windows' proactor) are left alone: progress is then the progress thread's.
+
+    Parameters
+    ----------
+    loop : asyncio.AbstractEventLoop
+        The running loop (call from its thread).
+    transport : mosaic_mpi.comms.Transport
+        The rank's transport.
+    active : callable
+        ``active()`` is false once the runtime has stopped: the wrapper then only delegates.
+
+    Returns
+    -------
+    callable or None
+        ``restore()`` puts the loop's own selector back (call from the loop's thread); ``None`` if
+        the loop could not be made to assist.
+    """
+    inner = getattr(loop, '_selector', None)
+    if isinstance(inner, _AssistingSelector) and not inner._active():
+        inner = loop._selector = inner.inner        # left by a runtime stopped with stop()
+    if not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop) or not isinstance(
+            inner, selectors.BaseSelector) or isinstance(inner, (ProgressSelector,
+                                                                 _AssistingSelector)):
+        return None
+    wrapper = _AssistingSelector(inner, transport, active)
+    loop._selector = wrapper
+
+    def restore():
+        if loop._selector is wrapper:
+            loop._selector = inner
+        transport.end_assist()
+    return restore
 
 
 def new_event_loop(transport):

@@ -14,6 +14,7 @@ import time
 
 from ..comms import Transport, abort_world, mpi_world
 from ..logs import MosaicLogger
+from ..messages import id_run, make_id
 from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
                         DropObject, Fetch, Lost, Probe, Publish, PublishRequest, Published, Query,
                         Stop, Stopped, Value)
@@ -39,6 +40,11 @@ class Runtime:
     ----------
     config : Config
         Settings.
+    first_id : int
+        First counter of the ids this rank makes (see :class:`~.client.Client`).
+    detach : callable, optional
+        Called once the transport has closed at the end of the run (spawned runs: disconnect
+        from the other side, see :mod:`mosaic_mpi.startup`).
 
     Attributes
     ----------
@@ -67,8 +73,9 @@ class Runtime:
         If the communicator has fewer than 2 ranks.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, first_id=1, detach=None):
         self.config = config
+        self._detach = detach
         self.comm = config.comm if config.comm is not None else mpi_world()
         if self.comm.Get_size() < 2:
             raise ValueError('mosaic_mpi needs at least 2 ranks (1 head + 1 worker): start the '
@@ -87,10 +94,11 @@ class Runtime:
         self.workers = [WorkerHandle(f'worker:{r}', r) for r in range(1, self.transport.size)]
         self.num_workers = len(self.workers)
         self.bridge = LoopBridge()
-        self.requests = Requests(self.rank)
+        self.requests = Requests(self.rank, first_id)
         self.warehouse = Warehouse()
         self.client = Client(self.rank, self.transport, self.bridge, self.requests,
-                             RoundRobin(self.workers), config.oob_threshold, config.max_pending)
+                             RoundRobin(self.workers), config.oob_threshold, config.max_pending,
+                             first_id)
         self.objects = Objects(self.rank, self.transport.size, self.transport, self.bridge,
                                self.requests, self.warehouse, self.client.new_id,
                                config.oob_threshold)
@@ -102,7 +110,8 @@ class Runtime:
         if self.rank != 0:
             self.loop = new_event_loop(self.transport)
             self.worker = Worker(self.rank, self.transport, self.bridge, self.requests,
-                                 self.warehouse, config.oob_threshold, self.loop)
+                                 self.warehouse, config.oob_threshold, self.loop,
+                                 run=id_run(make_id(0, first_id)))
             self.worker.output = self.output
             self.worker.objects = self.objects
         self.timeline = Timeline(self.rank) if config.trace else None
@@ -411,6 +420,8 @@ class Runtime:
         _log.debug('head: every worker stopped; closing the transport')
         if not self.transport.close():
             _log.warning('head: the progress thread did not end in time')
+        elif self._detach is not None:
+            self._detach()
         _log.debug('head: stopped')
 
     def _write_trace(self):
@@ -464,6 +475,8 @@ class Runtime:
             _log.debug('%s: stopping', self.uid)
             clean = self.transport.close(1.0 if interrupted else 10.0)
             self.loop.close()
+            if clean and not interrupted and self._detach is not None:
+                self._detach()
             _log.debug('%s: stopped', self.uid)
             if self.output is not None:
                 self.output.stop()

@@ -224,9 +224,11 @@ class Worker:
         Bytes from which buffers travel out of band.
     loop : asyncio.AbstractEventLoop
         The worker's loop (runs on the rank's main thread).
+    run : int
+        The run this worker serves (runs one after another in a process: ids never repeat).
     """
 
-    def __init__(self, rank, transport, bridge, requests, warehouse, oob_threshold, loop):
+    def __init__(self, rank, transport, bridge, requests, warehouse, oob_threshold, loop, run=0):
         self.rank = rank
         self.transport = transport
         self.bridge = bridge
@@ -236,7 +238,7 @@ class Worker:
         self.loop = loop
         self.hosts = {}
         self.cycles = CycleDetector(rank, transport, loop, self.hosts)
-        anonymous = TesseraHost(self, anonymous_tessera_id(rank), 'result')
+        anonymous = TesseraHost(self, anonymous_tessera_id(rank, run), 'result')
         anonymous.obj = Anonymous()
         self.hosts[anonymous.tessera_id] = anonymous
         self.parked = collections.defaultdict(list)
