@@ -103,7 +103,7 @@ async def case_back_pressure(runtime):
     await s
     peak = 0
     for _ in range(300):
-        s.nap(0.001)                                 # fire and forget
+        s.nap(0.005)                                 # fire and forget
         peak = max(peak, runtime.client.in_flight(runtime.workers[0].rank))
     assert peak == limit and runtime.client.throttled > 0, (peak, runtime.client.throttled)
     assert await s.nap(0).result() == 0
