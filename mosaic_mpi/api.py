@@ -10,6 +10,7 @@ import sys
 import traceback
 
 from . import context, startup
+from .comms import launcher_rank
 from .config import make_config
 from .errors import RuntimeNotRunning
 from .progress import progress_bar
@@ -76,8 +77,23 @@ def init(**config):
         raise RuntimeNotRunning('the mosaic_mpi runtime already ran in this process and its '
                                 'workers have exited: start it once per process (or, to start '
                                 'it again, pass worker_exit=False on every rank)')
-    settings = make_config(**config)
+    try:
+        settings = make_config(**config)
+    except (TypeError, ValueError):
+        _quiet_unless_head(config.get('comm'))
+        raise
     return _start(lambda: startup.start(settings))
+
+
+def _quiet_unless_head(comm):
+    """A bad setting is every rank's: let the head alone report it (once), the others end.
+
+    Outside a job of several ranks (a single process, a notebook) this returns and the error is
+    raised as usual.
+    """
+    rank = launcher_rank() if comm is None else comm.Get_rank()
+    if rank:
+        _exit_now(1)
 
 
 def _start(make, interactive=False):

@@ -138,6 +138,10 @@ async def main_breaks_a_worker_runtime(runtime):
     raise AssertionError('unreachable')
 
 
+def bad_setting():
+    mosaic.run(first, max_pendng=10)                  # a typo: every rank makes the same error
+
+
 def two_step_raises():
     mosaic.init()
     Busy.remote().ok()

@@ -71,6 +71,13 @@ def test_a_second_run_is_refused_with_a_clear_error():
     assert 'SECOND RUN REFUSED' in result.stdout and 'once per process' in result.stdout
 
 
+def test_a_bad_setting_is_reported_once_not_once_per_rank():
+    result, _ = timed(['bad_setting'], n=3)
+    assert result.returncode != 0
+    assert result.stderr.count('Traceback') == 1, result.stderr
+    assert 'unknown mosaic_mpi configuration key(s): max_pendng' in result.stderr
+
+
 def test_log_level_makes_the_runtime_logs_visible():
     result, _ = timed(['logs_visible'], n=2)
     assert result.returncode == 0, result.stderr

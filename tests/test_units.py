@@ -356,3 +356,15 @@ def test_results_are_stored_as_produced_and_handed_out_as_copies():
     nested = {'x': [np.zeros(2)]}
     assert private(nested)['x'][0] is not nested['x'][0]
     assert private((1, 'a')) == (1, 'a') and private(None) is None
+
+
+def test_readme_configuration_table_lists_every_key():
+    import dataclasses
+    from pathlib import Path
+    from mosaic_mpi.config import Config
+    text = (Path(__file__).resolve().parents[1] / 'README.md').read_text()
+    table = text[text.index('## Configuration'):text.index('## Layout')]
+    for field in dataclasses.fields(Config):
+        assert f'| `{field.name}` |' in table, field.name
+        if field.name != 'comm':
+            assert f'`MOSAIC_MPI_{field.name.upper()}`' in table, field.name

@@ -2,7 +2,7 @@
 (:mod:`.wire`, the only module of mosaic_mpi that imports mpi4py)."""
 
 from .transport import Transport
-from .wire import mpi_world, abort_world
+from .wire import mpi_world, abort_world, launcher_rank
 from . import spawn
 
 __all__ = ['Transport', 'mpi_world', 'abort_world', 'spawn']

@@ -38,7 +38,7 @@ import numpy as np
 from ..messages import pack, unpack
 from .pool import BufferPool
 
-__all__ = ['Wire', 'mpi_world', 'abort_world', 'TAG_HEADER', 'TAG_DATA']
+__all__ = ['Wire', 'mpi_world', 'abort_world', 'launcher_rank', 'TAG_HEADER', 'TAG_DATA']
 
 TAG_HEADER = 17
 TAG_DATA = 18
@@ -74,6 +74,17 @@ def _mpi():
 def mpi_world():
     """``MPI.COMM_WORLD`` (initialises MPI on first call)."""
     return _mpi().COMM_WORLD
+
+
+def launcher_rank():
+    """This process's rank in ``COMM_WORLD`` as the launcher set it, without initialising MPI
+    (0 when not started by a launcher)."""
+    import os
+    for name in ('PMI_RANK', 'OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'SLURM_PROCID'):
+        value = os.environ.get(name)
+        if value is not None and value.isdigit():
+            return int(value)
+    return 0
 
 
 def abort_world(code=1):
