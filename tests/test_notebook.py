@@ -24,7 +24,18 @@ KERNEL = 'mosaic-mpi-test'
 # cell id -> text its output must contain. Cells not named here must only run without error.
 EXPECTED = {
     'start': ['head with 2 workers', "['worker:1', 'worker:2']"],
-    'result': ['[1. 1. 1. 1.]'],
+    'create': ['TesseraProxy worker:1 worker:2'],
+    'attribute': ['1048576.0'],
+    'calls': ['TaskProxy solve'],
+    'await': ['done done'],
+    'result': ['(1024, 1024, 1) (1024, 1024, 1)', '2097152.0'],
+    'outputs': ['6.0'],
+    'done': ['more True'],
+    'ordering': ["['solve_more', 'extremes']"],
+    'arrays': ['[3.0, 3.0]', '4.0'],
+    'warehouse': ["{'a': 1, 'b': 2}\n{'a': 1, 'b': 2}"],
+    'publish': ['2097152.0'],
+    'drop': ['dropped:'],
     'off': ['runtime after off: None'],
 }
 
