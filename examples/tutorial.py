@@ -1,10 +1,10 @@
-"""Stride's parallelism tutorial, in mosaic_mpi terms.
+"""Stride's parallelism tutorial, as a script: the twin of ``tutorial.ipynb``, same steps, same order.
 
-Run with ``mpiexec -n 3 python examples/tutorial.py``. The only change from a Mosaic script is the
-import line.
+Run with ``mpiexec -n 3 python examples/tutorial.py`` (1 head + 2 workers). The only change from
+a Mosaic script is the import line.
 """
 
-import asyncio
+import time
 
 import numpy as np
 
@@ -12,67 +12,106 @@ import mosaic_mpi as mosaic
 
 
 @mosaic.tessera
-class Accumulator:
-    """A tessera: a stateful object that lives on a worker."""
+class Solver1:
+    """A stand-in for a slow solver that keeps state."""
 
-    def __init__(self, size):
-        self.total = np.zeros(size)
-        self.calls = 0
+    def __init__(self, data):
+        self.data = data
+        self.calls = []
 
-    def add(self, x):
-        self.total += x
-        self.calls += 1
-        return self.total.copy()
+    def solve(self, data):
+        print('Solve 1')
+        self.calls.append('solve')
+        self.data = self.data + data
+        time.sleep(0.5)
+        print('Done 1')
+        return self.data
 
-    def split(self):
-        return self.total.min(), self.total.max()
+    def solve_more(self):
+        self.calls.append('solve_more')
+        time.sleep(0.2)
 
-    async def slow_scale(self, factor):
-        await asyncio.sleep(0.1)
-        self.total *= factor
-        return factor
+    def extremes(self):
+        self.calls.append('extremes')
+        return float(self.data.min()), float(self.data.max())
 
-    def norm(self, x):
-        return float(np.linalg.norm(x))
+
+@mosaic.tessera
+class Solver2:
+    """A second slow solver."""
+
+    def __init__(self):
+        self.data = 0
+
+    def solve(self, data):
+        print('Solve 2')
+        self.data = data * 2
+        time.sleep(0.5)
+        print('Done 2')
+        return self.data
+
+    def solve_more(self):
+        time.sleep(0.2)
+        return 'more'
 
 
 async def main(runtime):
-    print(f'head with {runtime.num_workers} workers: {[w.uid for w in runtime.workers]}')
+    print(runtime.uid, 'with', runtime.num_workers, 'workers:', [w.uid for w in runtime.workers])
 
-    # remote() returns at once; awaiting the proxy waits for the object to be built.
-    acc = Accumulator.remote(4)
-    await acc
-    print('tessera on', acc.runtime_id)
+    # Remote objects: remote() returns a proxy at once; the object is built on a worker.
+    array = np.ones((1024, 1024, 1), dtype=np.float32)
+    solver_1 = Solver1.remote(array)
+    solver_2 = Solver2.remote()
+    print('attribute:', float(np.sum(await solver_1.data)))
 
-    # A call returns a TaskProxy at once; await waits for it, result() fetches the value.
-    task = acc.add(np.ones(4))
-    await task
-    print('after add:', await task.result())
+    # Remote calls return task proxies at once; calls on different tesserae run in parallel.
+    task_1 = solver_1.solve(array)
+    task_2 = solver_2.solve(array)
+    await task_1
+    await task_2
+    print('states:', task_1.state.value, task_2.state.value)
 
-    # Calls on one tessera run in call order, async methods included.
-    acc.slow_scale(10.0)
-    last = acc.add(np.ones(4))
-    print('in order:', await last.result())               # (1 * 10) + 1 = 11
+    # Results stay on their worker until asked for.
+    result_1 = await task_1.result()
+    result_2 = await task_2.result()
+    print('results:', result_1.shape, result_2.shape, float(np.sum(await solver_1.data)))
 
-    # Outputs are references: pass them to other calls, which wait for them.
-    # The value goes from worker to worker; the head never touches it.
-    other = Accumulator.remote(4)
-    minmax = acc.split()
-    norm = other.norm(minmax.outputs[1])
-    print('norm of max:', await norm.result())
+    # Dependencies: the value goes worker to worker; outputs[i] is one element of a tuple.
+    task_1 = solver_1.solve(array)
+    task_2 = solver_2.solve(task_1)
+    await task_2
+    extremes = solver_1.extremes()
+    print('output:', await solver_2.solve(extremes.outputs[1]).result())
 
-    # t.outputs.done (or t.done) only orders: the argument is removed from the call.
-    after = other.add(np.full(4, 2.0))
-    total = other.add(after.done, np.ones(4))            # runs add(np.ones(4)) after `after`
-    print('other total:', await total.result())
+    # done: wait for a task, pass nothing.
+    task_1 = solver_1.solve_more()
+    task_2 = solver_2.solve_more(task_1.done)
+    await task_2
+    print('done:', await task_2.result(), await task_1.done.result())
 
-    # Attributes are read remotely.
-    print('calls on acc:', await acc.calls)
+    # Calls on one tessera run in call order, whatever the order they are awaited in.
+    first, second = solver_1.solve_more(), solver_1.extremes()
+    await second
+    await first
+    print('order:', (await solver_1.calls)[-2:])
 
-    # Arrays of tesserae: one per worker.
-    team = Accumulator.remote(2, len=runtime.num_workers)
-    results = await mosaic.gather([member.add(np.arange(2.0)) for member in team])
-    print('team:', [(await t.result()).tolist() for t in results])
+    # Arrays of tesserae: a call on the array runs on every member, or on one with runtime=.
+    team = Solver2.remote(len=runtime.num_workers)
+    tasks = await team.solve(1.5)
+    print('team:', [await t.result() for t in tasks],
+          await team.solve(2.0, runtime=runtime.workers[-1]).result())
+
+    # The warehouse: put, read, publish to every worker, drop.
+    obj = dict(a=1, b=2)
+    ref = await runtime.put(obj)
+    print('warehouse:', await ref.value(), await runtime.get(ref))
+    shared = await runtime.put(array, publish=True)
+    print('published:', float(np.sum(await solver_2.solve(shared).result())))
+    await ref.drop()
+    try:
+        await ref.value()
+    except KeyError:
+        print('dropped: KeyError')
 
 
 if __name__ == '__main__':
