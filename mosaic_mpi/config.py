@@ -55,7 +55,9 @@ class Config:
     heartbeat_timeout : float
         Seconds without any message from a peer after which it is declared lost: on the head,
         every task waiting on that worker fails with ``RuntimeDisconnectedError`` naming the
-        worker and the task; a worker that loses the head exits. 0 turns heartbeats off.
+        worker and the task; a worker that loses the head exits. 0 turns heartbeats off. A
+        rank whose progress thread cannot run for that long (C code holding the GIL, e.g. a
+        numba kernel without ``nogil``) looks dead: give such codes a larger value.
     worker_lost : str
         What the head does when a worker is lost: ``'abort'`` ends the job (exit code 1, or the
         code ``main`` ends with) within ``heartbeat_timeout`` seconds if ``main`` has not ended
@@ -94,7 +96,7 @@ class Config:
     output_prefix: bool = True
     max_pending: int = 100_000
     heartbeat: float = 0.5
-    heartbeat_timeout: float = 4.0
+    heartbeat_timeout: float = 6.0
     worker_lost: str = 'abort'
     trace: object = None
     num_workers: int = None

@@ -101,15 +101,17 @@ def _chunks(size, max_chunk):
 class _Packet:
     # ``held`` (sent packets only): payloads whose arrays stay read-only until the send completes
     # ``done`` (broadcasts only): the ``(source, record)`` to deliver when it completes
-    __slots__ = ('pending', 'body', 'buffers', 'held', 'large', 'done')
+    # ``source`` (received packets only): the rank it comes from
+    __slots__ = ('pending', 'body', 'buffers', 'held', 'large', 'done', 'source')
 
-    def __init__(self, pending, body=None, buffers=None, held=None):
+    def __init__(self, pending, body=None, buffers=None, held=None, source=None):
         self.pending = pending
         self.large = False
         self.body = body
         self.buffers = buffers
         self.held = held
         self.done = None
+        self.source = source
 
 
 class Wire:
@@ -284,7 +286,7 @@ class Wire:
                 self.bytes_received += len(header)
                 batch.extend([(source, record) for record in unpack(memoryview(header)[8:], ())])
                 continue
-            packet = _Packet(0, memoryview(header)[8 * (1 + count):], [])
+            packet = _Packet(0, memoryview(header)[8 * (1 + count):], [], source=source)
             if count:
                 packet.large = True
                 self.large += 1
@@ -326,8 +328,11 @@ class Wire:
             return False
         finished = set(done)
         sources = set()
+        heard = self.heard
         for index in done:
             packet = self._owners[index]
+            if packet.source is not None:         # data from that rank is flowing: it is alive
+                heard.add(packet.source)
             packet.pending -= 1
             if packet.pending == 0:
                 if packet.large:
