@@ -20,4 +20,4 @@ export CUDA_DEVICE_ORDER=PCI_BUS_ID        # number the GPUs as nvidia-smi does
 # Every rank of a node sees all 4 GPU(s) of that node: pick one per worker in your code (e.g. worker index modulo 4).
 nvidia-smi -L || true                      # list the GPUs the job got, in the output file (no failure if the tool is missing)
 echo "job ${PBS_JOBID:-?} on: $(sort -u "$PBS_NODEFILE" | tr '\n' ' ')"   # where it ran, for the output file
-mrun -n 2 -nw 4 -nth 4 python forward.py   # 1 + 2 x 4 ranks via mpiexec on the PBS_NODEFILE hosts; sets OMP_NUM_THREADS & co.; its exit code is the job's
+mrun --verbose -n 2 -nw 4 -nth 4 python forward.py   # prints its launch command (--verbose), then runs 1 + 2 x 4 ranks via mpiexec on the PBS_NODEFILE hosts; sets OMP_NUM_THREADS & co.; its exit code is the job's

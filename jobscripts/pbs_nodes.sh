@@ -18,4 +18,4 @@ set -euo pipefail                          # stop at the first command that fail
 cd "${PBS_O_WORKDIR:-.}"                   # PBS starts jobs in $HOME: go back to where qsub ran (relative paths below)
 # OMP_PROC_BIND is left unset: ranks started by mpiexec are not pinned, so bound threads would pile onto the same cores.
 echo "job ${PBS_JOBID:-?} on: $(sort -u "$PBS_NODEFILE" | tr '\n' ' ')"   # where it ran, for the output file
-mrun -n 4 -nw 8 -nth 4 python examples/ultrasound_forward_2d.py --output "output-$PBS_JOBID"   # 1 + 4 x 8 ranks via mpiexec on the PBS_NODEFILE hosts; sets OMP_NUM_THREADS & co.; its exit code is the job's
+mrun --verbose -n 4 -nw 8 -nth 4 python examples/ultrasound_forward_2d.py --output "output-$PBS_JOBID"   # prints its launch command (--verbose), then runs 1 + 4 x 8 ranks via mpiexec on the PBS_NODEFILE hosts; sets OMP_NUM_THREADS & co.; its exit code is the job's

@@ -26,4 +26,4 @@ export CUDA_DEVICE_ORDER=PCI_BUS_ID        # number the GPUs as nvidia-smi does
 # Every rank of a node sees all 4 GPU(s) of that node: pick one per worker in your code (e.g. worker index modulo 4).
 nvidia-smi -L || true                      # list the GPUs the job got, in the output file (no failure if the tool is missing)
 echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST: $SLURM_NNODES node(s)"   # where it ran, for the output file
-mrun -n 2 -nw 4 -nth 4 python forward.py   # 1 + 2 x 4 ranks via srun --mpi=pmi2 (or mpiexec); sets OMP_NUM_THREADS & co.; its exit code is the job's
+mrun --verbose -n 2 -nw 4 -nth 4 python forward.py   # prints its launch command (--verbose), then runs 1 + 2 x 4 ranks via srun --mpi=pmi2 (or mpiexec); sets OMP_NUM_THREADS & co.; its exit code is the job's

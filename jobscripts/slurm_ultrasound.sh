@@ -22,4 +22,4 @@ set -euo pipefail                          # stop at the first command that fail
 cd "${SLURM_SUBMIT_DIR:-.}"                # run in the directory sbatch ran in (relative paths below)
 # OMP_PROC_BIND is left unset: ranks started by mpiexec are not pinned, so bound threads would pile onto the same cores.
 echo "job $SLURM_JOB_ID on $SLURM_JOB_NODELIST: $SLURM_NNODES node(s)"   # where it ran, for the output file
-mrun -n 1 -nw 8 -nth 1 python examples/ultrasound_forward_2d.py --output "output-$SLURM_JOB_ID"   # 1 + 1 x 8 ranks via srun --mpi=pmi2 (or mpiexec); sets OMP_NUM_THREADS & co.; its exit code is the job's
+mrun --verbose -n 1 -nw 8 -nth 1 python examples/ultrasound_forward_2d.py --output "output-$SLURM_JOB_ID"   # prints its launch command (--verbose), then runs 1 + 1 x 8 ranks via srun --mpi=pmi2 (or mpiexec); sets OMP_NUM_THREADS & co.; its exit code is the job's

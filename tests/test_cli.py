@@ -238,7 +238,7 @@ def test_mscript_renders_every_template(tmp_path, scheduler, gpus, nodes):
     assert all('#' in line for line in body), 'every command line carries a comment'
     mrun_line = next(line for line in body if line.startswith('mrun '))
     assert shlex.split(mrun_line.split('   #')[0]) == [
-        'mrun', '-n', str(nodes), '-nw', '3', '-nth', '4', 'python', 'forward.py', '--out',
+        'mrun', '--verbose', '-n', str(nodes), '-nw', '3', '-nth', '4', 'python', 'forward.py', '--out',
         'o-$JOB', "it's"]
     assert '"o-$JOB"' in mrun_line                                # expanded when the job runs
     assert ". /opt/env/bin/activate" in text
@@ -260,7 +260,7 @@ def test_mscript_defaults_follow_mosaic(tmp_path, monkeypatch):
     result = CliRunner().invoke(mscript.mscript, ['slurm', 'job', '--venv', ''])
     assert result.exit_code == 0, result.output
     text = (tmp_path / 'slurm_run.sh').read_text()
-    assert 'mrun -n 1 -nw 1 -nth 1 python forward.py' in text
+    assert 'mrun --verbose -n 1 -nw 1 -nth 1 python forward.py' in text
     assert "#SBATCH --mem" not in text and 'no virtual environment' in text
 
 

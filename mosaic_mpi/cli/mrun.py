@@ -52,10 +52,12 @@ def _version():
                    'level).')
 @click.option('--dry-run', is_flag=True,
               help='Print the command and the variables it adds, then exit without running it.')
+@click.option('-v', '--verbose', is_flag=True,
+              help='Print the same on stderr (lines starting "mrun: ") before running it.')
 @click.version_option(_version(), '--version', prog_name='mrun (mosaic_mpi)')
 @click.argument('command', nargs=-1, type=click.UNPROCESSED, required=True)
 def mrun(nnodes, nworkers, nthreads, local, free_head, launcher, mpi_plugin, mpiexec_path,
-         log_level, dry_run, command):
+         log_level, dry_run, verbose, command):
     """Run COMMAND as a mosaic_mpi job: 1 head + NWORKERS workers on each of NNODES nodes.
 
     Starts `mpiexec` (or `srun --mpi=pmi2` inside a SLURM allocation) with 1 + NNODES * NWORKERS
@@ -76,7 +78,7 @@ def mrun(nnodes, nworkers, nthreads, local, free_head, launcher, mpi_plugin, mpi
     mpiexec_path : str or None
     log_level : str
         '' (silent) or a level for MOSAIC_MPI_LOG_LEVEL.
-    dry_run : bool
+    dry_run, verbose : bool
     command : tuple of str
 
     Raises
@@ -99,6 +101,9 @@ def mrun(nnodes, nworkers, nthreads, local, free_head, launcher, mpi_plugin, mpi
     if dry_run:
         click.echo(launch.describe(plan))
         return
+    if verbose:
+        for line in launch.describe(plan).splitlines():
+            click.echo(f'mrun: {line}', err=True)
     try:
         code = launch.execute(plan)
     except FileNotFoundError as error:

@@ -152,7 +152,7 @@ def render(scheduler, name, *, nodes=1, workers=1, threads=1, memory=None, time=
         'MEM_SELECT': f':mem={mem}gb' if mem else '',
         'MEM_NOTE': ', mem = memory' if mem else " (no mem: the queue's default memory)",
         'ACTIVATE': _activate_line(venv),
-        'MRUN_OPTIONS': f'--launcher {launcher} ' if launcher else '',
+        'MRUN_OPTIONS': '--verbose ' + (f'--launcher {launcher} ' if launcher else ''),
         'COMMAND': ' '.join(shell_word(str(word)) for word in command),
         'SCRIPT': script,
     }
