@@ -1,4 +1,4 @@
-"""mrun's commands for local, SLURM and PBS environments, and mscript's jobscripts (no MPI started)."""
+"""mrun's commands for local, SLURM and PBS environments; mscript's jobscripts (no MPI started)."""
 
 import shlex
 import subprocess
@@ -95,14 +95,15 @@ def test_default_threads_share_the_cpus_among_the_workers():
 
 def test_slurm_one_node_is_srun_pmi2_on_the_first_host():
     plan = launch.build(CMD, allocation=SLURM, workers=2, threads=3)
-    assert plan.argv == ('srun', '--mpi=pmi2', '--nodes=1', '--ntasks=3', '--nodelist=n1', *CMD)
+    assert plan.argv == ('srun', '--mpi=pmi2', '--quit-on-interrupt', '--nodes=1', '--ntasks=3',
+                         '--nodelist=n1', *CMD)
     assert plan.env == THREADS and plan.hostfile == ()
 
 
 def test_slurm_several_nodes_put_the_head_on_the_first_host():
     plan = launch.build(CMD, allocation=SLURM, nodes=2, workers=2, threads=3, cpus_per_task=3)
-    assert plan.argv == ('srun', '--mpi=pmi2', '--nodes=2', '--ntasks=5', '--cpus-per-task=3',
-                         '--distribution=arbitrary', *CMD)
+    assert plan.argv == ('srun', '--mpi=pmi2', '--quit-on-interrupt', '--nodes=2', '--ntasks=5',
+                         '--cpus-per-task=3', '--distribution=arbitrary', *CMD)
     assert plan.hostfile == ('n1', 'n1', 'n1', 'n2', 'n2')        # rank 0 (head) on n1
     assert plan.placement == (('n1', 3), ('n2', 2))
 
@@ -184,7 +185,8 @@ def test_mrun_dry_run_local(no_scheduler):
     assert comment == '# 3 ranks; this machine: head + 2 workers'
     words = shlex.split(line)
     assert words[:4] == [f'{name}=3' for name in launch.THREAD_VARIABLES]
-    assert words[4:] == ['/x/mpiexec', '-n', '3', 'python', 'script.py', '-n', '5']  # the script keeps its -n
+    # the script keeps its own -n
+    assert words[4:] == ['/x/mpiexec', '-n', '3', 'python', 'script.py', '-n', '5']
 
 
 def test_mrun_dry_run_inside_slurm(no_scheduler, monkeypatch):
@@ -193,13 +195,14 @@ def test_mrun_dry_run_inside_slurm(no_scheduler, monkeypatch):
     result = dry_run(['-n', '2', '-nw', '1', '-nth', '4', '--debug', 'python', 's.py'], {})
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert lines[0] == '# 3 ranks; gpu1: head + 1 workers; gpu2: 1 workers'
+    assert lines[0] == '# 3 ranks; gpu1: head + 1 worker; gpu2: 1 worker'
     assert lines[1] == '# SLURM_HOSTFILE lists: gpu1,gpu1,gpu2'
     words = shlex.split(lines[2])
     assert 'MOSAIC_MPI_LOG_LEVEL=debug' in words and 'OMP_NUM_THREADS=4' in words
     start = words.index('srun')
-    assert words[start:] == ['srun', '--mpi=pmi2', '--nodes=2', '--ntasks=3', '--cpus-per-task=4',
-                             '--distribution=arbitrary', 'python', 's.py']
+    assert words[start:] == ['srun', '--mpi=pmi2', '--quit-on-interrupt', '--nodes=2',
+                             '--ntasks=3', '--cpus-per-task=4', '--distribution=arbitrary',
+                             'python', 's.py']
 
 
 def test_mrun_usage_errors_name_the_problem(no_scheduler):
@@ -238,8 +241,8 @@ def test_mscript_renders_every_template(tmp_path, scheduler, gpus, nodes):
     assert all('#' in line for line in body), 'every command line carries a comment'
     mrun_line = next(line for line in body if line.startswith('mrun '))
     assert shlex.split(mrun_line.split('   #')[0]) == [
-        'mrun', '--verbose', '-n', str(nodes), '-nw', '3', '-nth', '4', 'python', 'forward.py', '--out',
-        'o-$JOB', "it's"]
+        'mrun', '--verbose', '-n', str(nodes), '-nw', '3', '-nth', '4', 'python', 'forward.py',
+        '--out', 'o-$JOB', "it's"]
     assert '"o-$JOB"' in mrun_line                                # expanded when the job runs
     assert ". /opt/env/bin/activate" in text
     if scheduler == 'slurm':

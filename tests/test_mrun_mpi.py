@@ -1,4 +1,4 @@
-"""mrun for real on this machine: the tutorial's output, the exit code, and Ctrl-C ending the job."""
+"""mrun for real on this machine: the tutorial's output, the exit code, SIGINT ending the job."""
 
 import os
 import signal

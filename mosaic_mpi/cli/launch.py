@@ -1,4 +1,4 @@
-"""From "1 head + W workers per node on N nodes" to an ``mpiexec`` / ``srun`` command, and running it.
+"""From "1 head + W workers on each of N nodes" to an ``mpiexec`` / ``srun`` command; running it.
 
 Rank 0 is the head (``mosaic.run``'s rule), so the head sits on the first host, beside that host's
 W workers: the first host runs W + 1 ranks, every other host W (``--free-head`` instead gives the
@@ -7,9 +7,10 @@ placed in rank order, host by host.
 
 Launchers:
 
-- ``srun --mpi=pmi2`` (SLURM, the default inside an allocation): one node is ``--nodes=1
-  --nodelist=HOST``; several use ``--distribution=arbitrary`` with a per-rank host file in
-  ``SLURM_HOSTFILE`` (the documented way to give srun an uneven layout).
+- ``srun --mpi=pmi2 --quit-on-interrupt`` (SLURM, the default inside an allocation; without
+  ``--quit-on-interrupt`` a single SIGINT only makes srun print its status): one node is
+  ``--nodes=1 --nodelist=HOST``; several use ``--distribution=arbitrary`` with a per-rank host
+  file in ``SLURM_HOSTFILE`` (the documented way to give srun an uneven layout).
 - MPICH's hydra ``mpiexec`` (also Intel MPI's and MVAPICH's): ``-hosts h1:W+1,h2:W``; hydra passes
   the whole environment to the ranks.
 - Open MPI's ``mpiexec``: ``--host h1:W+1,h2:W``, ``-x VAR`` for each variable we set, and
@@ -166,7 +167,8 @@ def layout(allocation, nodes, workers, free_head=False):
         (a run outside any batch allocation has exactly one, this machine).
     """
     if nodes < 1 or workers < 1:
-        raise ValueError(f'need at least 1 node and 1 worker per node, got -n {nodes} -nw {workers}')
+        raise ValueError(f'need at least 1 node and 1 worker per node, '
+                         f'got -n {nodes} -nw {workers}')
     needed = nodes + (1 if free_head else 0)
     if allocation.scheduler is Scheduler.LOCAL:
         if needed > 1:
@@ -256,7 +258,10 @@ def build(command, *, allocation, nodes=1, workers=1, threads=None, launcher=Non
         if allocation.scheduler is not Scheduler.SLURM:
             raise ValueError('--launcher srun needs a SLURM allocation (SLURM_JOB_ID and '
                              'SLURM_JOB_NODELIST are not set); run inside sbatch or salloc')
-        argv = ['srun', f'--mpi={mpi}', f'--nodes={len(placement)}', f'--ntasks={total}']
+        # --quit-on-interrupt: one SIGINT ends the step (plain srun only prints its status on
+        # the first and wants a second within a second), as one ends an mpiexec run
+        argv = ['srun', f'--mpi={mpi}', '--quit-on-interrupt', f'--nodes={len(placement)}',
+                f'--ntasks={total}']
         if cpus_per_task is not None:
             argv.append(f'--cpus-per-task={cpus_per_task}')
         hostfile = ()
@@ -307,12 +312,11 @@ def describe(plan):
     """
     parts = []
     for index, (host, count) in enumerate(plan.placement):
-        role = 'head + ' if index == 0 else ''
         workers = count - 1 if index == 0 else count
-        if index == 0 and count == 1:
-            role, workers = 'head', 0
-        what = f'{role}{workers} workers' if workers else role
-        parts.append(f'{host or "this machine"}: {what}')
+        what = [] if index else ['head']
+        if workers:
+            what.append(f'{workers} worker{"s" if workers > 1 else ""}')
+        parts.append(f'{host or "this machine"}: {" + ".join(what)}')
     lines = [f'# {plan.ranks} ranks; ' + '; '.join(parts)]
     env = dict(plan.env)
     if plan.hostfile:
@@ -360,7 +364,8 @@ def execute(plan):
         else:
             child.send_signal(signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {signum: signal.signal(signum, forward)
+                for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         child = subprocess.Popen(plan.argv, env=env)
         for signum in pending:

@@ -1,4 +1,4 @@
-"""``mscript``: write a SLURM or PBS jobscript that runs ``mrun`` (``mscript slurm NAME -n 1 -nw 2``).
+"""``mscript``: write a SLURM or PBS jobscript that runs ``mrun`` (``mscript slurm NAME -nw 2``).
 
 The templates are ``templates/<scheduler>_<cpu|gpu>.sh`` beside this module; their ``{{KEY}}``
 fields are filled by ``render``. Unlike Mosaic's mscript, the head shares the first node with its
@@ -72,7 +72,8 @@ def _activate_line(venv):
     if not venv:
         return ('# (no virtual environment: mrun and python are those on PATH; '
                 'mscript --venv PATH adds one)')
-    return f'. {shlex.quote(os.path.join(venv, "bin", "activate"))}   # the Python environment with mosaic_mpi'
+    activate = shlex.quote(os.path.join(venv, 'bin', 'activate'))
+    return f'. {activate}   # the Python environment with mosaic_mpi'
 
 
 def render(scheduler, name, *, nodes=1, workers=1, threads=1, memory=None, time='01:00:00',
@@ -88,7 +89,8 @@ def render(scheduler, name, *, nodes=1, workers=1, threads=1, memory=None, time=
     nodes, workers, threads : int
         Nodes (``-n``), workers per node (``-nw``), threads per worker (``-nth``); each at least 1.
     memory : float, optional
-        Memory per node in GB (SLURM ``--mem``, PBS ``mem`` per chunk); ``None``: the site's default.
+        Memory per node in GB (SLURM ``--mem``, PBS ``mem`` per chunk); ``None``: the site's
+        default.
     time : str
         Wall-clock limit, ``HH:MM:SS`` (hours may exceed 23).
     gpus : int
