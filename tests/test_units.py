@@ -270,7 +270,7 @@ def test_public_api_list_is_honest():
     for name in mosaic_mpi.__all__:
         assert hasattr(mosaic_mpi, name), name
     public = {n for n in dir(mosaic_mpi) if not n.startswith('_')}
-    modules = {'api', 'comms', 'config', 'context', 'core', 'errors', 'logs', 'messages',
+    modules = {'api', 'cli', 'comms', 'config', 'context', 'core', 'errors', 'logs', 'messages',
                'progress', 'runtime', 'serialisation', 'startup', 'trace'}
     assert public - set(mosaic_mpi.__all__) - modules == set()
 
