@@ -71,7 +71,7 @@ CMD = ['python', 'script.py', '--shots', '4']
 def test_local_hydra_command_and_thread_variables():
     plan = launch.build(CMD, allocation=LOCAL, workers=2, threads=3, mpiexec='/x/mpiexec',
                         flavour=Flavour.HYDRA)
-    assert plan.argv == ('/x/mpiexec', '-n', '3', *CMD)
+    assert plan.argv == ('/x/mpiexec', '-n', '3', '-disable-auto-cleanup', *CMD)
     assert plan.env == THREADS
     assert plan.placement == ((None, 3),) and plan.ranks == 3
 
@@ -80,10 +80,11 @@ def test_local_openmpi_oversubscribes_only_beyond_the_cpus():
     over = launch.build(CMD, allocation=LOCAL, workers=2, threads=1, mpiexec='mpiexec',
                         flavour=Flavour.OPENMPI)
     exports = [word for name in launch.THREAD_VARIABLES for word in ('-x', name)]
-    assert over.argv == ('mpiexec', '-n', '3', '--oversubscribe', *exports, *CMD)
+    assert over.argv == ('mpiexec', '-n', '3', '--enable-recovery', '--oversubscribe', *exports,
+                         *CMD)
     fits = launch.build(CMD, allocation=LOCAL, workers=1, threads=1, mpiexec='mpiexec',
                         flavour=Flavour.OPENMPI)
-    assert fits.argv == ('mpiexec', '-n', '2', *exports, *CMD)
+    assert fits.argv == ('mpiexec', '-n', '2', '--enable-recovery', *exports, *CMD)
 
 
 def test_default_threads_share_the_cpus_among_the_workers():
@@ -118,10 +119,11 @@ def test_slurm_free_head_gets_a_host_of_its_own():
 def test_slurm_with_mpiexec_gives_hydra_and_openmpi_their_host_lists():
     hydra = launch.build(CMD, allocation=SLURM, nodes=3, workers=2, threads=3,
                          launcher=Launcher.MPIEXEC, mpiexec='mpiexec', flavour=Flavour.HYDRA)
-    assert hydra.argv == ('mpiexec', '-n', '7', '-hosts', 'n1:3,n2:2,n3:2', *CMD)
+    assert hydra.argv == ('mpiexec', '-n', '7', '-disable-auto-cleanup', '-hosts', 'n1:3,n2:2,n3:2',
+                          *CMD)
     ompi = launch.build(CMD, allocation=SLURM, nodes=2, workers=2, threads=3,
                         launcher=Launcher.MPIEXEC, mpiexec='mpiexec', flavour=Flavour.OPENMPI)
-    assert ompi.argv[:5] == ('mpiexec', '-n', '5', '--host', 'n1:3,n2:2')
+    assert ompi.argv[:6] == ('mpiexec', '-n', '5', '--enable-recovery', '--host', 'n1:3,n2:2')
     assert '--oversubscribe' not in ompi.argv and ompi.argv[-4:] == tuple(CMD)
 
 
@@ -131,7 +133,8 @@ def test_pbs_uses_mpiexec_on_the_deduplicated_hosts(tmp_path):
     allocation = hosts.detect({'PBS_NODEFILE': str(nodefile), 'NCPUS': '4'})
     plan = launch.build(CMD, allocation=allocation, nodes=2, workers=3, mpiexec='mpiexec',
                         flavour=Flavour.HYDRA)
-    assert plan.argv == ('mpiexec', '-n', '7', '-hosts', 'p1:4,p2:3', *CMD)
+    assert plan.argv == ('mpiexec', '-n', '7', '-disable-auto-cleanup', '-hosts', 'p1:4,p2:3',
+                         *CMD)
     assert plan.env['OMP_NUM_THREADS'] == '1'                      # NCPUS 4 // 3 workers
 
 

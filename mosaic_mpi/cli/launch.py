@@ -279,6 +279,12 @@ def build(command, *, allocation, nodes=1, workers=1, threads=None, launcher=Non
     flavour = flavour or mpi_flavour(mpiexec)
     local = placement[0][0] is None
     argv = [mpiexec, '-n', str(total)]
+    # Keep the other ranks alive when one dies, so that the head can say which worker was lost
+    # and what it was running (the runtime's heartbeats notice it; it then ends the job itself).
+    if flavour is Flavour.OPENMPI:
+        argv.append('--enable-recovery')
+    elif flavour is Flavour.HYDRA:
+        argv.append('-disable-auto-cleanup')
     if flavour is Flavour.OPENMPI:
         if local and total > allocation.cpus:
             argv.append('--oversubscribe')
