@@ -65,10 +65,10 @@ class Config:
         (``async_for(..., safe=True)`` drops the lost worker's items); the job still ends with a
         non-zero exit code.
     max_pending : int
-        Back-pressure (S32): calls one rank may have in flight on one worker (submitted, not
+        Back-pressure (S32): calls the head may have in flight on one worker (submitted, not
         finished). A call beyond it blocks the caller until one finishes, so a loop of calls on
-        a slow tessera cannot grow memory without bound. A rank's calls to its own tesserae
-        never block.
+        a slow tessera cannot grow memory without bound. Workers' calls (actor to actor) never
+        block: the calls their tesserae wait for may need the blocked worker itself.
     trace : str or None
         Path of a task timeline to write at the end of the run (Chrome Trace Event JSON; see
         :mod:`mosaic_mpi.runtime.timeline`). ``None``: no tracing (nothing recorded).

@@ -241,6 +241,35 @@ async def case_cycle_of_waits_is_an_error(runtime):
     assert await a.third().result() == 3 and await b.third().result() == 3     # both go on
 
 
+@mosaic.tessera
+class Leaf:
+    def h(self):
+        return 1
+
+
+@mosaic.tessera
+class Middle:
+    async def g(self, leaf):
+        return await leaf.h().result()
+
+
+@mosaic.tessera
+class Fanout:
+    async def flood(self, middle, leaf, n):
+        tasks = [middle.g(leaf) for _ in range(n)]
+        return sum([await t.result() for t in tasks])
+
+
+async def case_actor_calls_are_never_held_back(runtime):
+    # run with MOSAIC_MPI_MAX_PENDING=10: a worker's 50 calls in flight must not block it (the
+    # calls they wait for need that worker's own thread)
+    assert runtime.config.max_pending == 10
+    first, last = runtime.workers[0], runtime.workers[-1]
+    fan, leaf = Fanout.remote(runtime=first), Leaf.remote(runtime=first)
+    middle = Middle.remote(runtime=last)
+    assert await asyncio.wait_for(fan.flood(middle, leaf, 50).result(), 60) == 50
+
+
 CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
 
 

@@ -32,6 +32,20 @@ class Doomed:
         return seconds
 
 
+async def loop_goes_on(runtime):
+    # worker_lost='continue': an async_for with safe=True drops the lost worker's item and ends
+    @runtime.async_for(range(6))
+    async def loop(worker, i):
+        d = Doomed.remote(runtime=worker)
+        if i == 1:
+            await d.die('exit')
+        return await d.nap(0.3).result()
+    results = await loop
+    print('LOOP RESULTS', len(results), flush=True)
+    await runtime.barrier()
+    print('BARRIER RETURNED', flush=True)
+
+
 async def main(runtime):
     victim = Doomed.remote(runtime=runtime.workers[-1])
     print('PIDS', [await Doomed.remote(runtime=w).pid().result() for w in runtime.workers],
@@ -58,4 +72,7 @@ async def main(runtime):
 
 
 if __name__ == '__main__':
-    mosaic.run(main)
+    if sys.argv[1] == 'loop':
+        mosaic.run(loop_goes_on, worker_lost='continue')
+    else:
+        mosaic.run(main)

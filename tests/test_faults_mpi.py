@@ -11,7 +11,8 @@ _cases = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_cases)
 
 
-ENV = {'back_pressure': {'MOSAIC_MPI_MAX_PENDING': '50'}}
+ENV = {'back_pressure': {'MOSAIC_MPI_MAX_PENDING': '50'},
+       'actor_calls_are_never_held_back': {'MOSAIC_MPI_MAX_PENDING': '10'}}
 
 
 @pytest.mark.parametrize('case', sorted(_cases.CASES))

@@ -55,3 +55,11 @@ def test_a_worker_killed_by_a_signal_ends_the_job(how):
 def test_without_the_launcher_setting_the_launcher_ends_the_job():
     result, _ = launch('exit', keep_others=False)
     assert result.returncode != 0
+
+
+def test_a_safe_async_for_carries_on_without_a_lost_worker():
+    result, _ = launch('loop')
+    assert result.returncode != 0                                 # a worker was lost: non-zero
+    assert 'LOOP RESULTS 5' in result.stdout, result.stdout + result.stderr   # item 1 dropped
+    assert 'BARRIER RETURNED' in result.stdout
+    assert 'item 1 dropped' in result.stderr

@@ -240,10 +240,10 @@ class Client:
             self.outstanding += 1
             self.submitted += 1
             pending = self._pending[owner] = self._pending.get(owner, 0) + 1
-            if pending > self.max_pending and owner != self.rank:
-                # Back-pressure (S32): wait for the worker to catch up. Completions arrive on
-                # the progress thread, so this thread may block (the loop's own tesserae, on
-                # this rank, are never waited for).
+            if pending > self.max_pending and self.rank == 0:
+                # Back-pressure (S32): the head waits for the worker to catch up. Completions
+                # arrive on the progress thread, so this thread may block. Workers never block:
+                # the calls their own tesserae wait for may need this very thread.
                 self.throttled += 1
                 self._room.wait_for(lambda: self._pending[owner] <= self.max_pending
                                     or self.closed)
@@ -440,6 +440,8 @@ class Client:
         Exception
             The error the rank answered with (the task failed, or has no such output).
         """
+        if rank in self.lost:
+            raise RuntimeDisconnectedError(f'worker:{rank} was lost: it cannot answer')
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         request_id = self._requests.new(
@@ -571,6 +573,7 @@ class Client:
                 state.values[selector] = value
             else:
                 error = unpack_error(record.payload)
+                state.seen = True           # the failure reaches whoever awaits the fetch
         except Exception as exc:
             error = SerialisationError(f'the result of {state.label} (task {state.task_id}) '
                                        f'arrived but cannot be unpickled here: '

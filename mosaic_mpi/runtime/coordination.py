@@ -56,7 +56,8 @@ async def _barrier(runtime):
     previous = None
     while True:
         await client.barrier()
-        counts = await asyncio.gather(*[client.ask(w.rank, Ask.BARRIER) for w in runtime.workers])
+        counts = await asyncio.gather(*[client.ask(w.rank, Ask.BARRIER) for w in runtime.workers
+                                        if w.rank not in client.lost])      # the living ones
         total = client.submitted + sum(counts)
         if total == previous and client.outstanding == 0:
             return
