@@ -10,6 +10,7 @@ import os
 __all__ = ['Config', 'make_config']
 
 _ENV_PREFIX = 'MOSAIC_MPI_'
+_NOT_SETTINGS = ('MOSAIC_MPI_REAL_MODEL',)     # the examples' and tests' own variable (a path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +104,7 @@ class Config:
     start_timeout: float = 60.0
 
     def __post_init__(self):
+        self._check_types()
         if self.log_level is not None and str(self.log_level).upper() not in (
                 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'):
             raise ValueError(f'log_level must be one of debug, info, warning, error; '
@@ -129,6 +131,29 @@ class Config:
             raise ValueError(f'start_timeout must be > 0 seconds, got {self.start_timeout}')
         if self.spin_time < 0 or self.max_sleep <= 0:
             raise ValueError('spin_time must be >= 0 and max_sleep > 0 seconds')
+
+
+    def _check_types(self):
+        """Every setting has the type its field says (no silent ``'no'`` taken as true)."""
+        import math
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None and field.default is None:
+                continue
+            kind = field.type if isinstance(field.type, str) else field.type.__name__
+            if kind == 'bool' and not isinstance(value, bool):
+                raise TypeError(f'{field.name} must be True or False, got {value!r}')
+            if kind == 'int' and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f'{field.name} must be an int, got {value!r}')
+            if kind == 'float':
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError(f'{field.name} must be a number of seconds, got {value!r}')
+                if not math.isfinite(value):
+                    raise ValueError(f'{field.name} must be finite, got {value!r}')
+        if self.trace is not None and not isinstance(self.trace, (str, os.PathLike)):
+            raise TypeError(f'trace must be a file path, got {self.trace!r}')
+        if self.worker_lost is not None and not isinstance(self.worker_lost, str):
+            raise TypeError(f"worker_lost must be 'abort' or 'continue', got {self.worker_lost!r}")
 
 
 def _parse(field, text):
@@ -174,6 +199,14 @@ def make_config(**kwargs):
     if unknown:
         raise TypeError(f'unknown mosaic_mpi configuration key(s): {", ".join(unknown)}; '
                         f'known keys are {", ".join(sorted(fields))}')
+    unknown_env = sorted(k for k in os.environ if k.startswith(_ENV_PREFIX)
+                         and k[len(_ENV_PREFIX):].lower() not in fields
+                         and k not in _NOT_SETTINGS)
+    if unknown_env:
+        import warnings
+        warnings.warn(f'unknown mosaic_mpi variable(s) ignored: {", ".join(unknown_env)}; known '
+                      f'ones are {", ".join(_ENV_PREFIX + n.upper() for n in sorted(fields))}',
+                      RuntimeWarning, stacklevel=2)
     values = {}
     for name, field in fields.items():
         env = os.environ.get(_ENV_PREFIX + name.upper())

@@ -368,3 +368,15 @@ def test_readme_configuration_table_lists_every_key():
         assert f'| `{field.name}` |' in table, field.name
         if field.name != 'comm':
             assert f'`MOSAIC_MPI_{field.name.upper()}`' in table, field.name
+
+
+def test_settings_of_the_wrong_type_are_refused(monkeypatch):
+    for bad, error in [(dict(worker_exit='no'), TypeError), (dict(max_pending=2.5), TypeError),
+                       (dict(max_chunk='big'), TypeError), (dict(trace=123), TypeError),
+                       (dict(max_sleep=float('inf')), ValueError),
+                       (dict(spin_time=float('nan')), ValueError)]:
+        with pytest.raises(error):
+            make_config(**bad)
+    monkeypatch.setenv('MOSAIC_MPI_MAX_SLEPE', '1')
+    with pytest.warns(RuntimeWarning, match='MOSAIC_MPI_MAX_SLEPE'):
+        make_config()
