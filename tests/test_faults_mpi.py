@@ -20,3 +20,12 @@ def test_case(case):
     result = run_mpi([HERE / 'mpi_faults.py', case], n=3, env=ENV.get(case))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f'CASE {case} PASSED' in result.stdout, result.stdout + result.stderr
+
+
+def test_proxies_of_an_earlier_run_raise_instead_of_reaching_the_new_one():
+    result = run_mpi([HERE / 'mpi_stale.py'], n=2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    for what in ('call', 'attr', 'old result'):
+        assert any(line.startswith(f'{what} RuntimeNotRunning') for line in lines), result.stdout
+    assert 'GOT' not in result.stdout

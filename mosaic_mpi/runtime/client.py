@@ -364,8 +364,17 @@ class Client:
                 f'wait forever (calls on one tessera run one at a time). Cycle: '
                 f'{task.method} -> {state.method} -> {task.method}')
 
+    def _check_current(self, state):
+        """Raise if ``state``'s task belongs to a runtime that has stopped (nothing can answer)."""
+        if self.closed or id_run(state.task_id) != self._run:
+            raise RuntimeNotRunning(f'{state.label} (task {state.task_id}) belongs to an earlier '
+                                    f'run of the runtime, whose workers have stopped: its result '
+                                    f'is gone')
+
     async def wait(self, state):
         """Wait for the task; raise its exception if it failed."""
+        if state.status not in _FINISHED:
+            self._check_current(state)
         self._check_self_wait(state)
         if state.foreign:
             await self.fetch(state, Select.DONE)
@@ -387,6 +396,7 @@ class Client:
         error = self.error_of(state)
         if error is not None:
             raise error
+        self._check_current(state)
         self._check_self_wait(state)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
