@@ -75,7 +75,7 @@ class Config:
         :mod:`mosaic_mpi.runtime.timeline`). ``None``: no tracing (nothing recorded).
     output_prefix : bool
         Whether every line a worker writes to its standard output or error (``print``,
-        ``logging``, C extensions) starts with the worker's name, ``[worker:N] ``. The
+        ``logging``, C extensions) starts with the worker's name and a space, ``[worker:N]``. The
         descriptors are redirected, ``sys.stdout`` is not replaced.
     num_workers : int or None
         Number of workers. In a single process (``python script.py`` without ``mpiexec``, or a
