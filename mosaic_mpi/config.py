@@ -77,6 +77,9 @@ class Config:
         Whether every line a worker writes to its standard output or error (``print``,
         ``logging``, C extensions) starts with the worker's name and a space, ``[worker:N]``. The
         descriptors are redirected, ``sys.stdout`` is not replaced.
+    start_timeout : float
+        Seconds a head waits for the workers it spawned (``num_workers`` in a single process,
+        ``interactive('on')``) to join; past it start-up fails with an error instead of hanging.
     num_workers : int or None
         Number of workers. In a single process (``python script.py`` without ``mpiexec``, or a
         notebook) the head starts this many worker processes with MPI dynamic process creation
