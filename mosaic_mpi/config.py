@@ -141,13 +141,15 @@ class Config:
         import math
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if value is None and field.default is None:
-                continue
+            if (value is None and field.default is None) or field.name == 'num_workers':
+                continue                    # (num_workers has its own check, below)
             kind = field.type if isinstance(field.type, str) else field.type.__name__
             if kind == 'bool' and not isinstance(value, bool):
                 raise TypeError(f'{field.name} must be True or False, got {value!r}')
             if kind == 'int' and (isinstance(value, bool) or not isinstance(value, int)):
-                raise TypeError(f'{field.name} must be an int, got {value!r}')
+                # a number of the wrong kind (2.5) is a bad value; anything else a bad type
+                error = ValueError if isinstance(value, float) else TypeError
+                raise error(f'{field.name} must be an integer, got {value!r}')
             if kind == 'float':
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise TypeError(f'{field.name} must be a number of seconds, got {value!r}')

@@ -371,7 +371,7 @@ def test_readme_configuration_table_lists_every_key():
 
 
 def test_settings_of_the_wrong_type_are_refused(monkeypatch):
-    for bad, error in [(dict(worker_exit='no'), TypeError), (dict(max_pending=2.5), TypeError),
+    for bad, error in [(dict(worker_exit='no'), TypeError), (dict(max_pending=2.5), ValueError),
                        (dict(max_chunk='big'), TypeError), (dict(trace=123), TypeError),
                        (dict(max_sleep=float('inf')), ValueError),
                        (dict(spin_time=float('nan')), ValueError)]:
