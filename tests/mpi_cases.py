@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 import mosaic_mpi as mosaic
+import scenarios
 from mosaic_mpi import DependencyError, RemoteError, SerialisationError
 
 
@@ -933,14 +934,8 @@ async def _await(awaitable):
     return await awaitable
 
 
-CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
-
-
-async def main(runtime):
-    name = sys.argv[1]
-    await CASES[name](runtime)
-    print(f'CASE {name} PASSED', flush=True)
+CASES = scenarios.cases(globals())
 
 
 if __name__ == '__main__':
-    mosaic.run(main)
+    scenarios.run(globals())

@@ -4,6 +4,7 @@ import asyncio
 import sys
 
 import mosaic_mpi as mosaic
+import scenarios
 
 
 @mosaic.tessera(max_retries=2)
@@ -270,14 +271,8 @@ async def case_actor_calls_are_never_held_back(runtime):
     assert await asyncio.wait_for(fan.flood(middle, leaf, 50).result(), 60) == 50
 
 
-CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
-
-
-async def main(runtime):
-    name = sys.argv[1]
-    await CASES[name](runtime)
-    print(f'CASE {name} PASSED', flush=True)
+CASES = scenarios.cases(globals())
 
 
 if __name__ == '__main__':
-    mosaic.run(main)
+    scenarios.run(globals())

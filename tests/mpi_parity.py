@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 import mosaic_mpi as mosaic
+import scenarios
 
 
 @mosaic.tessera
@@ -427,14 +428,8 @@ async def case_async_for(runtime):
         raise AssertionError('a plain function body should be refused')
 
 
-CASES = {name[len('case_'):]: fn for name, fn in globals().items() if name.startswith('case_')}
-
-
-async def main(runtime):
-    name = sys.argv[1]
-    await CASES[name](runtime)
-    print(f'CASE {name} PASSED', flush=True)
+CASES = scenarios.cases(globals())
 
 
 if __name__ == '__main__':
-    mosaic.run(main)
+    scenarios.run(globals())
