@@ -123,8 +123,8 @@ def draw(path, output, title=None):
     ax.invert_yaxis()
     ax.set_xlabel('time since the first task (s)')
     handles = [matplotlib.patches.Patch(color=colour[m], label=m) for m in methods[:10]]
-    ax.legend(handles=handles, loc='upper center', bbox_to_anchor=(0.5, -0.25 - 0.05 * len(pids)),
-              ncol=min(4, len(handles)), fontsize='small', frameon=False)
+    ax.legend(handles=handles, loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='small',
+              frameon=False)
     ax.set_title(title or path)
     fig.tight_layout()
     fig.savefig(output, dpi=120, bbox_inches='tight')
@@ -150,7 +150,8 @@ def main(argv=None):
     except (OSError, ValueError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
-    print(f'{args.output}: ' + ', '.join(f'rank {pid} {100 * f:.0f} % busy'
+    _, names = load(args.trace)
+    print(f'{args.output}: ' + ', '.join(f'{names.get(pid, f"rank {pid}")} {100 * f:.0f} % busy'
                                          for pid, f in sorted(fractions.items())))
     return 0
 

@@ -38,7 +38,7 @@ def test_trace_records_every_task_and_draws(tmp_path):
                            capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert drawn.returncode == 0, drawn.stderr
     assert image.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    assert 'rank 1' in drawn.stdout and 'rank 2' in drawn.stdout
+    assert 'worker:1 ' in drawn.stdout and 'worker:2 ' in drawn.stdout
 
 
 def test_drawing_a_file_that_is_not_a_trace_is_a_clear_error(tmp_path):

@@ -216,7 +216,7 @@ class Runtime:
     def _fatal(self, text):
         """The runtime failed on this rank (reported already): show every line, end the job."""
         if self.output is not None:
-            self.output.drain(1.0)
+            self.output.drain(3.0)
         abort_world(1)
 
     def _on_peer_lost(self, rank, silence):
