@@ -81,8 +81,10 @@ class Transport:
     buffer_pool : int
         Most bytes of freed large receive buffers kept for reuse (see :mod:`.pool`).
     on_fatal : callable, optional
-        Called with the formatted traceback if the progress thread fails (also settable later as
-        the ``on_fatal`` attribute); by default the job is aborted with ``MPI_Abort``.
+        Called with the message (headed by the rank, with the traceback) if the progress thread
+        fails; it must print it and end the job (also settable later as the ``on_fatal``
+        attribute). By default the message goes to stderr and the job is aborted with
+        ``MPI_Abort``.
     """
 
     def __init__(self, comm, handler, max_chunk=1 << 30, spin_time=0.001, max_sleep=0.01,
@@ -371,12 +373,13 @@ class Transport:
             return
         self._failed = True
         _log.critical('progress of rank %d failed:\n%s', self.rank, text)
-        sys.stderr.write(f'mosaic_mpi: progress of rank {self.rank} failed:\n{text}')
-        sys.stderr.flush()
+        message = f'mosaic_mpi: progress of rank {self.rank} failed:\n{text}'
         if self.on_fatal is not None:
-            self.on_fatal(text)
-        else:
-            abort_world(1)
+            self.on_fatal(message)          # it prints the message, then ends the job
+            return
+        sys.stderr.write(message)
+        sys.stderr.flush()
+        abort_world(1)
 
     def _loop(self):
         _reduce_timer_slack()

@@ -121,6 +121,19 @@ class OutputPrefixer:
             with pipe.lock:                       # a chunk being copied is finished
                 pass
 
+    def write_now(self, text):
+        """Write ``text`` to the original standard error at once, each line prefixed (for a
+        message that must get out before the process is ended)."""
+        pipe = self._pipes[1] if len(self._pipes) > 1 else None
+        if pipe is None:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            return
+        lines = text.rstrip('\n').encode().split(b'\n')
+        data = b''.join(pipe.prefix + line + b'\n' for line in lines)
+        with pipe.lock:
+            pipe._write(data)
+
     def stop(self, timeout=2.0):
         """Copy out what is left and put the descriptors back (idempotent).
 

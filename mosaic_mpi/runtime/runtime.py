@@ -213,10 +213,11 @@ class Runtime:
         if self._stopped_acks | self.client.lost >= {w.rank for w in self.workers}:
             self._all_stopped.set()
 
-    def _fatal(self, text):
-        """The runtime failed on this rank (reported already): show every line, end the job."""
+    def _fatal(self, message):
+        """The runtime failed on this rank: show what was printed and ``message``, end the job."""
         if self.output is not None:
-            self.output.drain(3.0)
+            self.output.drain(1.0)
+            self.output.write_now(message)  # straight to the terminal, prefixed: not lost
         abort_world(1)
 
     def _on_peer_lost(self, rank, silence):
