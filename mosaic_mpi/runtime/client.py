@@ -108,7 +108,8 @@ class Requests:
             handler(Value(request_id, False, payload))
 
 
-def _set_future(future, value, error):
+def settle(future, value=None, error=None):
+    """Resolve ``future`` with ``value``, or fail it with ``error``, unless it is done already."""
     if future.done():
         return
     if error is None:
@@ -590,7 +591,7 @@ class Client:
                                        f'{type(exc).__name__}: {exc}')
             error.__cause__ = exc
         for future in futures:
-            _set_future(future, value, error)
+            settle(future, value, error)
 
     def _release(self, state):
         state.released = True

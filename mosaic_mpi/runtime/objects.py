@@ -29,6 +29,7 @@ from ..errors import SerialisationError
 from ..messages import (Broadcasted, DropObject, Fetch, Publish, PublishRequest, Published, Select,
                         Value, id_rank)
 from ..serialisation import Payload, dumps, loads
+from .client import settle
 from .failures import pack_error, unpack_error
 from .ownership import private
 from .warehouse import Entry, missing_object, value_for
@@ -36,15 +37,6 @@ from .warehouse import Entry, missing_object, value_for
 __all__ = ['Objects']
 
 _NONE = dumps(None)
-
-
-def _settle(future, value=None, error=None):
-    if future.done():
-        return
-    if error is None:
-        future.set_result(value)
-    else:
-        future.set_exception(error)
 
 
 class Objects:
@@ -193,7 +185,7 @@ class Objects:
         def answered(record):
             remaining[0] -= 1
             if remaining[0] == 0:
-                self._bridge.resolve(loop, _settle, future)
+                self._bridge.resolve(loop, settle, future)
 
         for rank in range(self.size):
             if rank != self.rank:
@@ -227,7 +219,7 @@ class Objects:
             error = SerialisationError(f'warehouse object {ref.uid} arrived but cannot be '
                                        f'unpickled here: {type(exc).__name__}: {exc}')
             error.__cause__ = exc
-        _settle(future, value, error)
+        settle(future, value, error)
 
     # -- progress cycles ---------------------------------------------------------------------------
 
@@ -300,4 +292,4 @@ class Objects:
         state[0] -= 1
         if state[0] == 0:
             del self._publishing[record.object_id]
-            self._bridge.resolve(state[1], _settle, state[2])
+            self._bridge.resolve(state[1], settle, state[2])
