@@ -31,7 +31,11 @@ class Config:
         from and into array memory; smaller ones are copied into the message header. Bytes.
     max_chunk : int
         Largest single MPI message, in bytes; bigger buffers are split. Keeps every count below
-        2**31 whatever the MPI library's large-count support.
+        2**31 whatever the MPI library's large-count support, and bounds how long one MPI call
+        can take: MPICH copies a whole shared-memory message inside one call
+        (``process_vm_readv``), which into memory touched for the first time ran at 60-250 MB/s
+        on our virtual machines (1 GiB: 4-17 s without a heartbeat). 64 MiB moves as fast as
+        1 GiB when the memory is warm (``bench/bench_bandwidth.py``).
     spin_time : float
         Seconds the progress thread keeps polling (yielding the core between polls) after the last
         message before it starts to sleep: sleeps of 20 us doubling up to 200 us for the first
@@ -92,7 +96,7 @@ class Config:
     comm: object = None
     log_level: object = None
     oob_threshold: int = 65536
-    max_chunk: int = 1 << 30
+    max_chunk: int = 64 << 20
     spin_time: float = 0.001
     max_sleep: float = 0.01
     buffer_pool: int = 512 << 20

@@ -87,7 +87,7 @@ class Transport:
         ``MPI_Abort``.
     """
 
-    def __init__(self, comm, handler, max_chunk=1 << 30, spin_time=0.001, max_sleep=0.01,
+    def __init__(self, comm, handler, max_chunk=64 << 20, spin_time=0.001, max_sleep=0.01,
                  buffer_pool=512 << 20, on_fatal=None):
         self._wire = wire = Wire(comm, max_chunk, buffer_pool)
         self.comm = wire.comm

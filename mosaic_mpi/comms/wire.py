@@ -114,6 +114,21 @@ class _Packet:
         self.source = source
 
 
+class _Chunk:
+    # The owner of a large data message of a sent packet: its completion means that ``dest``
+    # received it (a message this large is never buffered eagerly), so ``dest`` is alive.
+    __slots__ = ('packet', 'dest')
+
+    def __init__(self, packet, dest):
+        self.packet = packet
+        self.dest = dest
+
+
+# Data messages at least this large prove, when their send completes, that the receiver is alive:
+# far above any MPI library's eager limit (MPICH's and Open MPI's are tens of KiB).
+_PROOF = 1 << 20
+
+
 class Wire:
     """Sends and receives packets of records on a private duplicate of a communicator.
 
@@ -153,7 +168,7 @@ class Wire:
         self._owners = []
         self._incoming = collections.defaultdict(collections.deque)
         self.large = 0
-        self.heard = set()          # sources of headers received since the transport last looked
+        self.heard = set()          # ranks heard from (see test) since the transport last looked
         self.bytes_sent = 0
         self.bytes_received = 0
         self.bytes_broadcast = 0
@@ -195,10 +210,12 @@ class Wire:
         self.large += 1
         self._add(comm.Isend([header, MPI.BYTE], dest, TAG_HEADER), packet)
         nbytes = len(header)
+        proof = _Chunk(packet, dest)
         for raw in raws:
             for start, stop in _chunks(raw.nbytes, self._max_chunk):
                 packet.pending += 1
-                self._add(comm.Isend([raw[start:stop], MPI.BYTE], dest, TAG_DATA), packet)
+                self._add(comm.Isend([raw[start:stop], MPI.BYTE], dest, TAG_DATA),
+                          proof if stop - start >= _PROOF else packet)
             nbytes += raw.nbytes
         packet.buffers = raws
         self.bytes_sent += nbytes
@@ -331,7 +348,10 @@ class Wire:
         heard = self.heard
         for index in done:
             packet = self._owners[index]
-            if packet.source is not None:         # data from that rank is flowing: it is alive
+            if type(packet) is _Chunk:            # that rank took a large message: it is alive
+                heard.add(packet.dest)
+                packet = packet.packet
+            elif packet.source is not None:       # data from that rank is flowing: it is alive
                 heard.add(packet.source)
             packet.pending -= 1
             if packet.pending == 0:
