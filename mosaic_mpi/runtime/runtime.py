@@ -405,7 +405,8 @@ class Runtime:
         if not self._all_stopped.wait(timeout):
             missing = sorted({w.rank for w in self.workers} - self._stopped_acks - lost)
             message = (f'mosaic_mpi: worker(s) {", ".join(f"worker:{r}" for r in missing)} did '
-                       f'not stop within {timeout:g} s (still running a task): ending the job\n')
+                       f'not stop within {timeout:g} s (still in a task, or in a large transfer): '
+                       f'ending the job\n')
             _log.critical(message.strip())
             sys.stderr.write(reason + message)
             sys.stderr.flush()
