@@ -1,7 +1,6 @@
 """Collective tessera arrays (S29), run by test_collective_mpi.py: ``CASE <name> PASSED``."""
 
 import asyncio
-import sys
 import time
 
 import numpy as np
