@@ -61,6 +61,15 @@ class Member:
 
 
 @mosaic.tessera
+class Fragile:
+    def __init__(self, index):
+        comm = mosaic.comm()
+        if comm.Get_rank() == index:
+            raise ValueError(f'member {index} fails in its constructor')
+        comm.Barrier()                  # the others wait here for ever (as in MPI)
+
+
+@mosaic.tessera
 class Plain:
     def comm(self):
         return mosaic.comm()
@@ -185,6 +194,15 @@ async def case_failed_member_raises_at_once(runtime):
     await arr
     await raises(ValueError, lambda: arr.fail_on(1), 'member 1 fails before its collective')
     print('CASE failed_member_raises_at_once RAISED', flush=True)
+    raise RuntimeError('the run ends after the failed member')
+
+
+async def case_failed_constructor_raises_at_once(runtime):
+    # Member 1's constructor raises; member 0's waits in a Barrier for it: awaiting the array
+    # raises member 1's error at once.
+    fragile = Fragile.remote(1, len=2, collective=True)
+    await raises(ValueError, lambda: fragile, 'member 1 fails in its constructor')
+    print('CASE failed_constructor_raises_at_once RAISED', flush=True)
     raise RuntimeError('the run ends after the failed member')
 
 

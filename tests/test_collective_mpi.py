@@ -23,11 +23,12 @@ def test_case(case, n):
     assert f'CASE {case} PASSED' in result.stdout, result.stdout + result.stderr
 
 
-def test_a_member_failing_before_its_collective_ends_the_run_instead_of_hanging():
+@pytest.mark.parametrize('case', ['failed_member_raises_at_once',
+                                  'failed_constructor_raises_at_once'])
+def test_a_member_failing_before_its_collective_ends_the_run_instead_of_hanging(case):
     # The other member waits in a Barrier the failed one never reaches (as in plain MPI): the
     # head raises the failure at once, main ends with it, and every rank exits (the one inside
     # the Barrier without MPI_Finalize; hydra may then end the job with its own kill).
-    result = run_mpi([SCRIPT, 'failed_member_raises_at_once'], n=3, timeout=60)
-    assert 'CASE failed_member_raises_at_once RAISED' in result.stdout, \
-        result.stdout + result.stderr
+    result = run_mpi([SCRIPT, case], n=3, timeout=60)
+    assert f'CASE {case} RAISED' in result.stdout, result.stdout + result.stderr
     assert result.returncode != 0, result.stdout + result.stderr

@@ -171,15 +171,7 @@ class CollectiveTaskArray(TaskArray):
     """
 
     async def _wait(self):
-        waits = [asyncio.ensure_future(_await(proxy)) for proxy in self]
-        try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_EXCEPTION)
-            for future in waits:                # the first failed member, in member order
-                if future in done and future.exception() is not None:
-                    raise future.exception()
-        finally:
-            for future in waits:
-                future.cancel()
+        await _all_or_first_failure(self)
         return self
 
     async def result(self):
@@ -192,6 +184,19 @@ async def _await(proxy):
     await proxy
 
 
+async def _all_or_first_failure(awaitables):
+    """Wait for every awaitable; raise the first failure (in order) as soon as there is one."""
+    waits = [asyncio.ensure_future(_await(a)) for a in awaitables]
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_EXCEPTION)
+        for future in waits:
+            if future in done and future.exception() is not None:
+                raise future.exception()
+    finally:
+        for future in waits:
+            future.cancel()
+
+
 class CollectiveArray(ArrayProxy):
     """An array of tesserae on distinct workers with a communicator of their own (S29).
 
@@ -202,6 +207,11 @@ class CollectiveArray(ArrayProxy):
     """
 
     type = 'array_proxy'
+
+    async def _wait(self):
+        # A member whose constructor failed raises at once: the others may be waiting for it.
+        await _all_or_first_failure(self._proxies)
+        return self
 
     @property
     def collective(self):
