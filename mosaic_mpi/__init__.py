@@ -25,9 +25,11 @@ from .core.task import (TaskProxy, TaskOutputGenerator, TaskOutput, TaskDone, Ta
                         current_task)
 from .core.tessera import tessera, TesseraProxy, ArrayProxy, TaskArray
 from .core.warehouse_object import WarehouseObject
+from .core.collective import CollectiveArray, local
+from .runtime.collective import comm
 from .errors import (MosaicError, RemoteError, RemoteTraceback, DependencyError,
                      SerialisationError, RuntimeNotRunning, RuntimeDisconnectedError,
-                     DeadlockError)
+                     DeadlockError, CollectiveError)
 
 __version__ = '0.1.0'
 
@@ -36,7 +38,8 @@ __all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather', 'logger', 
            'TaskOutput', 'TaskDone', 'TaskStatus', 'Task', 'current_task', 'WarehouseObject',
            'MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
            'SerialisationError', 'RuntimeNotRunning', 'RuntimeDisconnectedError',
-           'DeadlockError', 'SpawnError', 'ThreadLevelError', '__version__']
+           'DeadlockError', 'SpawnError', 'ThreadLevelError', 'CollectiveArray', 'local', 'comm',
+           'CollectiveError', '__version__']
 
 _logging.getLogger('mosaic_mpi').addHandler(_logging.NullHandler())
 

@@ -1,7 +1,8 @@
 """Every public exception of mosaic_mpi, under one base class."""
 
 __all__ = ['MosaicError', 'RemoteError', 'RemoteTraceback', 'DependencyError',
-           'SerialisationError', 'RuntimeNotRunning', 'RuntimeDisconnectedError', 'DeadlockError']
+           'SerialisationError', 'RuntimeNotRunning', 'RuntimeDisconnectedError', 'DeadlockError',
+           'CollectiveError']
 
 
 class MosaicError(Exception):
@@ -73,3 +74,9 @@ class RuntimeDisconnectedError(MosaicError, RuntimeError):
 class DeadlockError(MosaicError, RuntimeError):
     """A method awaits a call that can only run after it returns (S31): the message names the
     cycle."""
+
+
+class CollectiveError(MosaicError, RuntimeError):
+    """A collective tessera array (S29) was used in a way that could leave its members waiting
+    for each other forever: a method called on one member alone, a collective array made or
+    called by a worker, ``mosaic.comm()`` outside a collective array's method."""

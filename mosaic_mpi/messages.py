@@ -24,7 +24,7 @@ from .serialisation import Payload
 __all__ = ['make_id', 'id_rank', 'id_run', 'RUN_SHIFT', 'anonymous_tessera_id', 'Op', 'Select',
            'Ask', 'Dependency', 'CreateTessera', 'Call', 'Completed', 'Fetch', 'Value', 'Drop',
            'Stop', 'Stopped', 'Query', 'Beat', 'Lost', 'PublishRequest', 'Publish', 'Published',
-           'DropObject', 'Broadcasted', 'Probe', 'Cycle', 'pack', 'unpack']
+           'DropObject', 'Broadcasted', 'Probe', 'Cycle', 'JoinGroup', 'pack', 'unpack']
 
 _ID_BITS = 40
 
@@ -248,6 +248,15 @@ class Cycle(NamedTuple):
     path: Tuple[str, ...]
 
 
+class JoinGroup(NamedTuple):
+    """The next tessera the head builds on the receiving worker is member ``index`` of a
+    collective array whose members live on ``ranks`` (in member order), see
+    :mod:`mosaic_mpi.runtime.collective`. Sent just before that tessera's
+    :class:`CreateTessera`."""
+    ranks: Tuple[int, ...]
+    index: int
+
+
 # -- wire form ---------------------------------------------------------------------------------------
 
 _OPS = tuple(Op)
@@ -363,11 +372,12 @@ _ENCODE = {CreateTessera: _create_out, Call: _call_out, Completed: _completed_ou
            Fetch: _fetch_out, Value: _value_out, Drop: _plain_out(5), Stop: _plain_out(6),
            Stopped: _plain_out(7), Query: _query_out, Beat: _plain_out(9), Lost: _plain_out(10),
            PublishRequest: _plain_out(11), Publish: _plain_out(12), Published: _plain_out(13),
-           DropObject: _plain_out(14), Probe: _plain_out(15), Cycle: _plain_out(16)}
+           DropObject: _plain_out(14), Probe: _plain_out(15), Cycle: _plain_out(16),
+           JoinGroup: _plain_out(17)}
 _DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(Drop),
            _plain_in(Stop), _plain_in(Stopped), _query_in, _plain_in(Beat), _plain_in(Lost),
            _plain_in(PublishRequest), _plain_in(Publish), _plain_in(Published),
-           _plain_in(DropObject), _plain_in(Probe), _plain_in(Cycle))
+           _plain_in(DropObject), _plain_in(Probe), _plain_in(Cycle), _plain_in(JoinGroup))
 
 
 def pack(records):

@@ -115,6 +115,10 @@ class TesseraClass:
             Keyword: the worker to place it on; round-robin over workers by default.
         len : int, optional
             Keyword: build an array of this many tesserae, member i on worker i mod W.
+        collective : bool, optional
+            Keyword, with ``len``: place the members on ``len`` distinct workers and give them a
+            communicator of their own, ``mosaic.comm()`` inside their methods (S29; see
+            :mod:`mosaic_mpi.core.collective`). Returns a ``CollectiveArray``.
 
         Returns
         -------
@@ -126,13 +130,26 @@ class TesseraClass:
         RuntimeNotRunning
             If no runtime is running on this rank.
         ValueError
-            If ``runtime`` names no worker, or ``len`` is not a positive int.
+            If ``runtime`` names no worker, or ``len`` is not a positive int; with
+            ``collective=True``, if ``len`` exceeds the number of workers, ``runtime`` is given
+            or the class has ``max_retries``.
+        CollectiveError
+            With ``collective=True``, on a worker (collective arrays are made by the head).
         SerialisationError
             If the class or an argument cannot be pickled (naming the argument).
         """
         where = kwargs.pop('runtime', None)
         count = kwargs.pop('len', None)
+        collective = kwargs.pop('collective', False)
         client = context.require().client
+        if collective:
+            if count is None:
+                raise ValueError(f'{self.__name__}.remote(collective=True) needs len=N, the '
+                                 f'number of members')
+            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                raise ValueError(f'len= must be a positive int, got {count!r}')
+            from .collective import create_array
+            return create_array(self, count, where, args, kwargs)
         if count is None:
             return self._create(client, client.placement.rank_of(where), args, kwargs)
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:

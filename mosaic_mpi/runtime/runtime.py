@@ -16,8 +16,8 @@ from ..comms import Transport, abort_world, mpi_world
 from ..logs import MosaicLogger
 from ..messages import id_run, make_id
 from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
-                        DropObject, Fetch, Lost, Probe, Publish, PublishRequest, Published, Query,
-                        Stop, Stopped, Value)
+                        DropObject, Fetch, JoinGroup, Lost, Probe, Publish, PublishRequest,
+                        Published, Query, Stop, Stopped, Value)
 from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
@@ -128,7 +128,8 @@ class Runtime:
                           Call: self.worker.on_call, Stop: self.worker.on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop,
                           Query: self._on_query, Publish: self.objects.on_publish,
-                          Probe: self.worker.on_probe, Cycle: self.worker.on_cycle})
+                          Probe: self.worker.on_probe, Cycle: self.worker.on_cycle,
+                          JoinGroup: self.worker.on_join_group})
             self.client.cycles = self.worker.cycles
         self._table = table
         self.transport.add_idle_hook(self.client.flush_drops)
@@ -475,7 +476,10 @@ class Runtime:
             for task in asyncio.all_tasks(self.loop):  # async methods cut short by a failed run
                 task.cancel()
             _log.debug('%s: stopping', self.uid)
-            clean = self.transport.close(1.0 if interrupted else 10.0)
+            stuck = self.worker.collective_busy     # a member still inside a collective
+            if self.worker.collective is not None:
+                self.worker.collective.close()
+            clean = self.transport.close(1.0 if interrupted else 10.0) and not stuck
             self.loop.close()
             if clean and not interrupted and self._detach is not None:
                 self._detach()
@@ -485,7 +489,11 @@ class Runtime:
         if interrupted or not clean:
             # Interrupted, or a send to a rank that has already stopped (it can never complete,
             # and MPI_Finalize would wait for it): end the process now rather than hang.
-            if not clean:
+            if stuck:
+                _log.warning('%s: a collective array\'s method is still running (waiting in a '
+                             'collective for members that will not join it); exiting without '
+                             'MPI_Finalize', self.uid)
+            elif not clean:
                 _log.warning('%s: unfinished sends at stop; exiting without MPI_Finalize',
                              self.uid)
             sys.stdout.flush()

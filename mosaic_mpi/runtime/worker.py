@@ -63,6 +63,10 @@ class TesseraHost:
         self.current = None             # the task running (or awaiting, async) on it
         self.max_retries = 0            # the class's @tessera(max_retries=N)
 
+    def close(self):
+        """The tessera has been destroyed (a member of a collective array frees its
+        communicator)."""
+
     def push(self, task):
         """Queue ``task``; run what can run."""
         self.queue.append(task)
@@ -248,6 +252,8 @@ class Worker:
         self.in_user_code = False       # the main thread is running a method (progress: read)
         self.stopped = loop.create_future()
         self.objects = None             # the rank's Objects (answers fetches of warehouse objects)
+        self.collective = None          # the CollectiveRunner, from the first collective member
+        self._joining = None            # JoinGroup: the next tessera is a collective member
 
     # -- progress thread: records that need the loop are posted to it ------------------------------
 
@@ -258,6 +264,19 @@ class Worker:
     def on_call(self, source, record):
         """Queue a call on its tessera, on the worker loop."""
         self.bridge.post(self.loop, self._call, record)
+
+    def on_join_group(self, source, record):
+        """The next tessera the head builds here is a collective array's member (on the loop,
+        in order with the records around it)."""
+        self.bridge.post(self.loop, self._join_group, record)
+
+    def _join_group(self, record):
+        self._joining = record
+
+    @property
+    def collective_busy(self):
+        """bool: a collective array's task is running on the collective thread."""
+        return self.collective is not None and self.collective.busy
 
     def on_stop(self, source, record):
         """Stop after the current task; or, if the run failed (``now``), interrupt it.
@@ -330,6 +349,7 @@ class Worker:
     def retire(self, host):
         """``host``'s queue reached its end: forget it and release the user object (S15)."""
         self.hosts.pop(host.tessera_id, None)
+        host.close()
         host.obj = None                     # the user's __del__ runs now (unless in a cycle)
         _log.debug('worker:%d: tessera %s(%d) destroyed', self.rank, host.name, host.tessera_id)
 
@@ -354,7 +374,11 @@ class Worker:
             return
         _log.debug('worker:%d: building %s (tessera %d) for rank %d', self.rank, record.name,
                    record.tessera_id, record.caller)
-        host = TesseraHost(self, record.tessera_id, record.name)
+        joining, self._joining = self._joining, None
+        if joining is not None and record.caller == 0:
+            host = self._collective_host(record, joining)
+        else:
+            host = TesseraHost(self, record.tessera_id, record.name)
         self.hosts[record.tessera_id] = host
         cls_payload, payload = record.payload
         host.push(self._make_task(record, None, '__init__', payload, record.deps,
@@ -372,7 +396,19 @@ class Worker:
         task = self._make_task(record, record.op, record.method, record.payload, record.deps,
                                host=host)
         task.retries = record.retries
+        numbers = getattr(host, 'numbers', None)
+        if numbers is not None:         # a collective member: its place in the head's order
+            numbers[task.uid] = self.collective.number()
         host.push(task)
+
+    def _collective_host(self, record, joining):
+        from .collective import CollectiveHost, CollectiveRunner
+        if self.collective is None:
+            self.collective = CollectiveRunner(self.rank)
+        host = CollectiveHost(self, record.tessera_id, record.name, joining.ranks, joining.index,
+                              self.collective, self.transport.comm)
+        host.numbers[record.task_id] = self.collective.number()
+        return host
 
     def _make_task(self, record, op, method, payload, deps, prefix=(), host=None):
         task = Task(record.task_id, record.tessera_id, record.caller, method, self.rank)
