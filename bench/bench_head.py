@@ -26,7 +26,9 @@ runtime starts once per process); with ``--netns`` the job runs with the head on
   task's 8 MB result as its argument (worker to worker) and returning a new 8 MB array; bytes
   through the head per task (must be << 8 MB), bytes the workers sent;
 - **array call**: ``arr.noop()`` on an ``ArrayProxy`` of M members (M = 8 W) against M single
-  calls ``member.noop()``: head CPU time per member call, both ways, and their ratio.
+  calls ``member.noop()`` (each round awaited before the next): head CPU time per member call,
+  all threads over the whole phase and the main thread inside the submitting expression alone,
+  both ways, and their ratios.
 
 Printed per job: a table (figure, mosaic_mpi, raw mpi4py, ratio), and at the end one summary line
 per job; ``--json PATH`` keeps everything. docs/scaling.md builds its model on these figures.
@@ -190,16 +192,28 @@ async def _chain(probe, members, length):
 
 
 async def _array_vs_single(probe, array, calls):
+    """Head CPU per member call: ``array.noop()`` against one ``member.noop()`` per member.
+
+    Returns ``(array, single)`` deltas, each with ``submit_us``: CPU time of the head's main
+    thread inside the submitting expression alone, per member call."""
     members = list(array)
     size = len(members)
-    before = await probe.take()
-    for _ in range(calls):
-        await array.noop()
-    middle = await probe.take()
-    for _ in range(calls):
-        await asyncio.gather(*[_wait(m.noop()) for m in members])
-    after = await probe.take()
-    return Probe.delta(before, middle, calls * size), Probe.delta(middle, after, calls * size)
+    clock = time.thread_time
+    out = []
+    for fan_out in (lambda: array.noop(), lambda: [m.noop() for m in members]):
+        submit = 0.0
+        before = await probe.take()
+        for _ in range(calls):
+            start = clock()
+            tasks = fan_out()
+            submit += clock() - start
+            for t in tasks:
+                await t
+        after = await probe.take()
+        delta = Probe.delta(before, after, calls * size)
+        delta['submit_us'] = submit / (calls * size) * 1e6
+        out.append(delta)
+    return tuple(out)
 
 
 def _job(args):
@@ -282,6 +296,9 @@ def _table(r):
     table.add('array call: head CPU per member', 'us', a['cpu_us'],
               note=f'{8 * w} members; vs {s["cpu_us"]:.0f} us per single call: '
                    f'ratio {a["cpu_us"] / s["cpu_us"]:.2f}')
+    table.add('array call: submit CPU per member', 'us', a['submit_us'],
+              note=f'main thread in `arr.noop()` alone; single calls {s["submit_us"]:.1f} us: '
+                   f'ratio {a["submit_us"] / s["submit_us"]:.2f}')
     table.add('array call: head messages per member', 'msg', a['messages'],
               note=f'single calls: {s["messages"]:.2f}')
     return table
@@ -325,7 +342,7 @@ def drive(args):
                                                    'W+1 ranks per job'))
     print('summary: W | idle head CPU us/s | no-op tasks/s | raw msg/s | head CPU us/task '
           '(no-op, 1 ms) | msg/task | records/task | B/task | 1 ms tasks/s (ideal) | chain head B/task | '
-          'array/single CPU')
+          'array/single CPU (all, submit)')
     for r in results:
         w = r['workers']
         chain = f'{r["chain"]["bytes"]:.0f}' if 'chain' in r else '-'
@@ -335,7 +352,8 @@ def drive(args):
               f'{r["noop"]["messages"]:.2f} | {r["noop"]["records"]:.2f} | '
               f'{r["noop"]["bytes"]:.0f} | '
               f'{r["sleep"]["rate"]:,.0f} ({w * 1000:,}) | {chain} | '
-              f'{r["array"]["cpu_us"] / r["single"]["cpu_us"]:.2f}', flush=True)
+              f'{r["array"]["cpu_us"] / r["single"]["cpu_us"]:.2f}, '
+              f'{r["array"]["submit_us"] / r["single"]["submit_us"]:.2f}', flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'benchmark': 'head', 'netns': args.netns, 'results': results}, f,
