@@ -73,6 +73,9 @@ def parse_args(argv=None):
     parser.add_argument('--array-calls', type=int, default=50, help='calls on the array')
     parser.add_argument('--idle', type=float, default=3.0,
                         help='seconds of the idle phase (heartbeats only)')
+    parser.add_argument('--heartbeat', type=float, default=None,
+                        help='runtime heartbeat interval (s; 0 turns heartbeats off): the idle '
+                             'phase then prices one heartbeat packet')
     parser.add_argument('--quick', action='store_true', help='a quarter of every count')
     parser.add_argument('--netns', action='store_true',
                         help='run each job across 3 network namespaces (root; tests/netns.py)')
@@ -246,7 +249,12 @@ def _job(args):
         out['array'], out['single'] = await _array_vs_single(probe, array, args.array_calls)
         return out
 
-    result = mosaic.run(main)
+    config = {}
+    if args.heartbeat == 0:
+        config['heartbeat_timeout'] = 0
+    elif args.heartbeat is not None:
+        config['heartbeat'] = args.heartbeat
+    result = mosaic.run(main, **config)
     if comm.Get_rank() == 0:
         result['machine'] = machine_info()
         with open(args.child, 'w') as f:
@@ -259,6 +267,8 @@ def _launch(args, workers, path):
     child = [str(HERE / 'bench_head.py'), '--child', path, '--tasks', str(args.tasks),
              '--sleep-tasks', str(args.sleep_tasks), '--chain', str(args.chain),
              '--array-calls', str(args.array_calls), '--idle', str(args.idle)]
+    if args.heartbeat is not None:
+        child += ['--heartbeat', str(args.heartbeat)]
     if args.netns:
         return args.hosts.command(child, ranks=(1, (workers + 1) // 2, workers // 2))
     mpiexec = Path(sys.executable).with_name('mpiexec')
