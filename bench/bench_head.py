@@ -173,10 +173,6 @@ async def _many(probe, members, count, make_call):
     return Probe.delta(before, after, count)
 
 
-async def _wait(task):
-    await task
-
-
 async def _idle(probe, seconds):
     before = await probe.take()
     await asyncio.sleep(seconds)
