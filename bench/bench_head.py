@@ -90,7 +90,7 @@ def parse_args(argv=None):
     return args
 
 
-# -- the job (every rank) ----------------------------------------------------------------------------
+# -- the job (every rank) ---------------------------------------------------------------------------
 
 _packets = {}                   # destination rank -> packets this rank sent
 _records = {}                   # destination rank -> records in them
@@ -257,7 +257,7 @@ def _job(args):
             json.dump(result, f)
 
 
-# -- the driver ---------------------------------------------------------------------------------------
+# -- the driver ------------------------------------------------------------------------------------
 
 def _launch(args, workers, path):
     child = [str(HERE / 'bench_head.py'), '--child', path, '--tasks', str(args.tasks),
@@ -347,7 +347,8 @@ def drive(args):
                        os.getloadavg()[0]).replace(f'{max(args.workers) + 1} ranks',
                                                    'W+1 ranks per job'))
     print('summary: W | idle head CPU us/s | no-op tasks/s | raw msg/s | head CPU us/task '
-          '(no-op, 1 ms) | msg/task | records/task | B/task | 1 ms tasks/s (ideal) | chain head B/task | '
+          '(no-op, 1 ms) | msg/task | records/task | B/task | 1 ms tasks/s (ideal) | '
+          'chain head B/task | '
           'array/single CPU (all, submit)')
     for r in results:
         w = r['workers']

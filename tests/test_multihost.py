@@ -7,8 +7,10 @@ by ``.ci/multihost``) that fails instead. MPICH's hydra only (its launcher optio
 """
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -118,12 +120,16 @@ def test_killed_worker_host_ends_the_job(hosts):
     command, env = hosts.command([HERE / 'mpi_multihost.py', 'busy', *hosts.names])
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            env=env, cwd=ROOT)
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in job.stdout], daemon=True).start()
     try:
-        line = ''
-        deadline = time.monotonic() + 90
-        while 'BUSY' not in line and time.monotonic() < deadline and job.poll() is None:
-            line = job.stdout.readline()
-        assert 'BUSY' in line, f'the job did not start: rc {job.poll()}, {job.stderr.read()}'
+        line, deadline = '', time.monotonic() + 90
+        while 'BUSY' not in line and job.poll() is None:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+        assert 'BUSY' in line, f'the job did not start: rc {job.poll()}'
         killed = hosts.kill(hosts.names[2])          # host 3 crashes: proxy and worker
         start = time.monotonic()
         try:

@@ -17,8 +17,8 @@ class WorkerHandle(NamedTuple):
         Its rank in the runtime's communicator.
     host : str
         The host it runs on: its ``MPI_Get_processor_name``, gathered from every rank at start-up
-        (``''`` in the head's own handle, ``WorkerHandle('head', 0)``; the head's host is
-        ``runtime.host``).
+        (the head's handle, ``('head', 0, host)``, is what a worker-side task's
+        ``remote_runtime`` is for a call the head made).
     """
     uid: str
     rank: int
@@ -73,10 +73,13 @@ class RoundRobin:
     ----------
     workers : list of WorkerHandle
         The workers, in rank order.
+    head : WorkerHandle, optional
+        The head's handle (default ``WorkerHandle('head', 0)``, no host).
     """
 
-    def __init__(self, workers):
+    def __init__(self, workers, head=None):
         self.workers = list(workers)
+        self.head = head if head is not None else WorkerHandle('head', 0)
         self._next = itertools.count()
 
     def rank_of(self, where=None):

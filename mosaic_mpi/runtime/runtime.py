@@ -106,7 +106,8 @@ class Runtime:
         self.requests = Requests(self.rank, first_id)
         self.warehouse = Warehouse()
         self.client = Client(self.rank, self.transport, self.bridge, self.requests,
-                             RoundRobin(self.workers), config.oob_threshold, config.max_pending,
+                             RoundRobin(self.workers, WorkerHandle('head', 0, self.hosts[0])),
+                             config.oob_threshold, config.max_pending,
                              first_id)
         self.objects = Objects(self.rank, self.transport.size, self.transport, self.bridge,
                                self.requests, self.warehouse, self.client.new_id,
