@@ -90,7 +90,7 @@ def parse_args(argv=None):
     return args
 
 
-# -- the job (every rank) ---------------------------------------------------------------------------
+# -- the job (every rank) ------------------------------------------------------------------------
 
 _packets = {}                   # destination rank -> packets this rank sent
 _records = {}                   # destination rank -> records in them
