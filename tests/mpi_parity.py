@@ -196,7 +196,7 @@ async def case_seed_worker_task(runtime):
     s = Probe.remote()
     info = await s.inspect_task(5, k='v').result()
     assert info['type'] == 'task' and info['is_remote'] is True
-    assert info['sender_id'] == 'head' and info['remote_runtime'] == ('head', 0)
+    assert info['sender_id'] == 'head' and info['remote_runtime'] == ('head', 0, runtime.host)
     assert info['tessera_id'] == s.uid and info['remote_cls'] == 'TaskProxy'
     assert info['collectable'] is True and info['method'] == 'inspect_task'
     assert info['args'] == (5,) and info['kwargs'] == {'k': 'v'}

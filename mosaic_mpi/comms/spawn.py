@@ -19,7 +19,7 @@ from ..errors import MosaicError
 from .wire import STOP_SIGNALS, _mpi
 
 __all__ = ['SpawnError', 'SpawnTimeout', 'ThreadLevelError', 'Group', 'spawn', 'join_parent',
-           'broadcast', 'world_size', 'duplicate_world', 'check_thread_level']
+           'broadcast', 'processor_names', 'world_size', 'duplicate_world', 'check_thread_level']
 
 
 class SpawnError(MosaicError, RuntimeError):
@@ -178,6 +178,23 @@ def broadcast(comm, obj=None):
         Rank 0's ``obj``.
     """
     return comm.bcast(obj, root=0)
+
+
+def processor_names(comm):
+    """Every rank's ``MPI_Get_processor_name`` (its host name), in rank order (collective).
+
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        Every rank of it must call this at the same point (the runtime does at start-up, on its
+        private duplicate, before its progress thread starts).
+
+    Returns
+    -------
+    list of str
+        ``names[r]`` is rank ``r``'s host name.
+    """
+    return comm.allgather(_mpi().Get_processor_name())
 
 
 def world_size():

@@ -85,7 +85,7 @@ class Task:
 
     @property
     def remote_runtime(self):
-        """WorkerHandle: the runtime that made the call (the head's handle is ``('head', 0)``)."""
+        """WorkerHandle: the runtime that made the call (the head's is ``('head', 0, host)``)."""
         return context.require().client.handle_of(self.sender)
 
     @staticmethod

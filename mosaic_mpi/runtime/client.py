@@ -21,7 +21,6 @@ from ..messages import (make_id, anonymous_tessera_id, id_run, Ask, Call, Create
                         Dependency, Drop, Fetch, Op, Query, Select, Value)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import pack_error, unpack_error
-from .placement import WorkerHandle
 
 __all__ = ['Client', 'LoopBridge', 'Requests']
 
@@ -187,9 +186,9 @@ class Client:
         raise ValueError(f'no worker:{rank}')
 
     def handle_of(self, rank):
-        """The handle of ``rank``: the head's is ``WorkerHandle('head', 0)``."""
+        """The handle of ``rank``: the head's is ``WorkerHandle('head', 0, host)``."""
         if rank == 0:
-            return WorkerHandle('head', 0)
+            return self.placement.head
         return self.worker_handle(rank)
 
     def _serialise_call(self, label, args, kwargs):

@@ -3,7 +3,7 @@
 import itertools
 from typing import NamedTuple
 
-__all__ = ['WorkerHandle', 'RoundRobin']
+__all__ = ['WorkerHandle', 'Workers', 'RoundRobin']
 
 
 class WorkerHandle(NamedTuple):
@@ -15,9 +15,55 @@ class WorkerHandle(NamedTuple):
         ``'worker:<rank>'``.
     rank : int
         Its rank in the runtime's communicator.
+    host : str
+        The host it runs on: its ``MPI_Get_processor_name``, gathered from every rank at start-up
+        (the head's handle, ``('head', 0, host)``, is what a worker-side task's
+        ``remote_runtime`` is for a call the head made).
     """
     uid: str
     rank: int
+    host: str = ''
+
+
+class Workers(list):
+    """The workers of a runtime (``runtime.workers``): a list of :class:`WorkerHandle` in rank
+    order, which can also be filtered by host.
+
+    Mosaic names a worker after its node (``worker:<node>:<i>``, and its ``RuntimeProxy`` has the
+    node's ``address``); here uids stay ``worker:<rank>`` and each handle carries its ``host``.
+    """
+
+    @property
+    def hosts(self):
+        """list of str: the hosts that have workers, each once, in the order of their first
+        worker's rank."""
+        return list(dict.fromkeys(w.host for w in self))
+
+    def on(self, host):
+        """The workers on ``host``.
+
+        Parameters
+        ----------
+        host : str
+            A host name, as ``MPI_Get_processor_name`` gives it on that host (see :attr:`hosts`).
+
+        Returns
+        -------
+        list of WorkerHandle
+            In rank order; never empty.
+
+        Raises
+        ------
+        ValueError
+            If no worker runs on ``host`` (the message lists the hosts that have workers).
+        """
+        found = [w for w in self if w.host == host]
+        if not found:
+            where = '; '.join(f'{h}: {", ".join(w.uid for w in self if w.host == h)}'
+                              for h in self.hosts)
+            raise ValueError(f'no worker runs on host {host!r}; the workers\' hosts are '
+                             f'{where or "none (no workers)"}')
+        return found
 
 
 class RoundRobin:
@@ -27,10 +73,13 @@ class RoundRobin:
     ----------
     workers : list of WorkerHandle
         The workers, in rank order.
+    head : WorkerHandle, optional
+        The head's handle (default ``WorkerHandle('head', 0)``, no host).
     """
 
-    def __init__(self, workers):
+    def __init__(self, workers, head=None):
         self.workers = list(workers)
+        self.head = head if head is not None else WorkerHandle('head', 0)
         self._next = itertools.count()
 
     def rank_of(self, where=None):

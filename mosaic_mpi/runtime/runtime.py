@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from ..comms import Transport, abort_world, mpi_world
+from ..comms import Transport, abort_world, mpi_world, spawn as mpi_spawn
 from ..logs import MosaicLogger
 from ..messages import id_run, make_id
 from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
@@ -24,7 +24,7 @@ from .loop import new_event_loop
 from .objects import Objects
 from .output import OutputPrefixer
 from .timeline import Timeline, chrome_trace, write_chrome_trace
-from .placement import RoundRobin, WorkerHandle
+from .placement import RoundRobin, WorkerHandle, Workers
 from .warehouse import Warehouse
 from .worker import Worker
 
@@ -54,8 +54,14 @@ class Runtime:
         This rank in the runtime's communicator.
     num_workers : int
         Number of workers (communicator size - 1).
-    workers : list of WorkerHandle
-        The workers, in rank order.
+    workers : Workers
+        The workers, in rank order (a list of :class:`~.placement.WorkerHandle`, each with its
+        ``host``); ``runtime.workers.on(host)`` lists those on one host,
+        ``runtime.workers.hosts`` the hosts that have workers.
+    host : str
+        The host this rank runs on (``MPI_Get_processor_name``).
+    hosts : list of str
+        Every rank's host, by rank (gathered from all ranks at start-up).
     comm : mpi4py.MPI.Intracomm
         The communicator the runtime was started on (the application's; the runtime itself talks
         on a private duplicate of it).
@@ -91,13 +97,17 @@ class Runtime:
             self.output = OutputPrefixer(self.uid)
             self.output.start()
             self.transport.on_fatal = self._fatal
-        self.workers = [WorkerHandle(f'worker:{r}', r) for r in range(1, self.transport.size)]
+        self.hosts = mpi_spawn.processor_names(self.transport.comm)   # before progress starts
+        self.host = self.hosts[self.rank]
+        self.workers = Workers(WorkerHandle(f'worker:{r}', r, self.hosts[r])
+                               for r in range(1, self.transport.size))
         self.num_workers = len(self.workers)
         self.bridge = LoopBridge()
         self.requests = Requests(self.rank, first_id)
         self.warehouse = Warehouse()
         self.client = Client(self.rank, self.transport, self.bridge, self.requests,
-                             RoundRobin(self.workers), config.oob_threshold, config.max_pending,
+                             RoundRobin(self.workers, WorkerHandle('head', 0, self.hosts[0])),
+                             config.oob_threshold, config.max_pending,
                              first_id)
         self.objects = Objects(self.rank, self.transport.size, self.transport, self.bridge,
                                self.requests, self.warehouse, self.client.new_id,
