@@ -17,7 +17,7 @@ from ..logs import MosaicLogger
 from ..messages import id_run, make_id
 from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
                         DropObject, Fetch, Lost, Probe, Publish, PublishRequest, Published, Query,
-                        Stop, Stopped, Value)
+                        Refs, Stop, Stopped, Value)
 from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
@@ -119,7 +119,8 @@ class Runtime:
         if self.worker is not None:
             self.worker.timeline = self.timeline
         table = {Completed: self.client.on_completed, Value: self._on_value,
-                 Stopped: self._on_stopped, Beat: _ignore, Lost: self._on_lost_record}
+                 Stopped: self._on_stopped, Beat: _ignore, Lost: self._on_lost_record,
+                 Refs: self.client.refs.on_refs}
         table.update({Fetch: self.objects.on_fetch, DropObject: self.objects.on_drop,     # warehouse
                       Published: self.objects.on_published, PublishRequest:
                       self.objects.on_publish_request, Broadcasted: self.objects.on_broadcasted})
@@ -131,6 +132,7 @@ class Runtime:
                           Probe: self.worker.on_probe, Cycle: self.worker.on_cycle})
             self.client.cycles = self.worker.cycles
         self._table = table
+        self.transport.add_idle_hook(self.client.refs.flush)
         self.transport.add_idle_hook(self.client.flush_drops)
         if config.heartbeat_timeout:
             _survive_peer_failure_signal()
