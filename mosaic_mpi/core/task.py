@@ -331,9 +331,9 @@ class TaskProxy:
     def __reduce__(self):
         # A reference in flight: counted until the receiving rank has registered it.
         state = self._st
-        counted = _client_of(state).escape(state)
+        lender = _client_of(state).escape(state)
         return _rebuild_task_proxy, (state.task_id, state.owner, state.tessera_id, state.method,
-                                     counted)
+                                     lender)
 
     def __copy__(self):
         return self
@@ -347,11 +347,11 @@ class TaskProxy:
                 f'{self._st.status.value}>')
 
 
-def _rebuild_task_proxy(task_id, owner, tessera_id, method, counted=False):
+def _rebuild_task_proxy(task_id, owner, tessera_id, method, lender=-1):
     # Registers with this rank's runtime (if one runs) as a borrow; the update to the owner
     # leaves later, batched: unpickling itself sends nothing.
     state = foreign_state(task_id, owner, tessera_id, method)
     client = bound_client()
     if client is not None:
-        client.adopt(state, counted)
+        client.adopt(state, lender)
     return TaskProxy(state)

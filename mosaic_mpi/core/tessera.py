@@ -334,8 +334,8 @@ class TesseraProxy:
     def __reduce__(self):
         # A reference in flight: counted until the receiving rank has registered it.
         client = self._owned or context.require().client
-        counted = client.escape_tessera(self._tid, self._rank)
-        return _rebuild_tessera_proxy, (self._cls, self._name, self._tid, self._rank, counted)
+        lender = client.escape_tessera(self._tid, self._rank)
+        return _rebuild_tessera_proxy, (self._cls, self._name, self._tid, self._rank, lender)
 
     def __copy__(self):
         return self
@@ -353,10 +353,10 @@ class TesseraProxy:
         return f'<TesseraProxy {self._name}({self._tid}) on worker:{self._rank}>'
 
 
-def _rebuild_tessera_proxy(cls, name, tessera_id, rank, counted=False):
+def _rebuild_tessera_proxy(cls, name, tessera_id, rank, lender=-1):
     proxy = TesseraProxy(cls, name, tessera_id, rank, None)
     client = bound_client()
-    if client is not None and client.adopt_tessera(tessera_id, rank, counted):
+    if client is not None and client.adopt_tessera(tessera_id, rank, lender):
         object.__setattr__(proxy, '_owned', client)
     return proxy
 

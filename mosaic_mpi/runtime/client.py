@@ -533,8 +533,9 @@ class Client:
 
         Returns
         -------
-        bool
-            Whether it travels as a counted reference (see :mod:`.borrowers`).
+        int
+            The lender its pickle names (this rank), or -1 if it travels uncounted (see
+            :mod:`.borrowers`).
         """
         return self.refs.pickled(state.task_id, TASK, state.owner)
 
@@ -542,14 +543,14 @@ class Client:
         """A proxy of a tessera is being pickled (any thread); as :meth:`escape`."""
         return self.refs.pickled(tessera_id, TESSERA, rank)
 
-    def adopt(self, state, counted):
+    def adopt(self, state, lender):
         """A task proxy arrived here by pickle: count it (any thread)."""
         state.client = self
-        state.held = self.refs.unpickled(state.task_id, TASK, state.owner, counted)
+        state.held = self.refs.unpickled(state.task_id, TASK, state.owner, lender)
 
-    def adopt_tessera(self, tessera_id, rank, counted):
+    def adopt_tessera(self, tessera_id, rank, lender):
         """A tessera proxy arrived here by pickle; returns whether it is counted."""
-        return self.refs.unpickled(tessera_id, TESSERA, rank, counted)
+        return self.refs.unpickled(tessera_id, TESSERA, rank, lender)
 
     def mark_done(self, state, error):
         """Record an outcome reported by other means than a Completed record."""

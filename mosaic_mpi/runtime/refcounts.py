@@ -16,7 +16,7 @@ from .borrowers import Borrowers, TASK, TESSERA
 
 __all__ = ['RefCounts', 'TASK', 'TESSERA']
 
-_PICKLED, _UNPICKLED, _UNCOUNTED, _RELEASED, _PINNED, _LOST = range(6)
+_PICKLED, _UNPICKLED, _RELEASED, _PINNED, _LOST = range(5)
 
 
 class RefCounts:
@@ -52,17 +52,18 @@ class RefCounts:
 
         Returns
         -------
-        bool
-            Whether the reference travels counted (with a token); ``False`` for uncounted
-            pickles, stopped runtimes and ids of another run.
+        int
+            The lender the pickle names (this rank): the reference travels with a token; -1
+            for uncounted pickles, stopped runtimes and ids of another run.
         """
         if self.closed or id_run(uid) != self.run or not counting():
-            return False
+            return -1
         self._note((_PICKLED, uid, kind, where))
-        return True
+        return self.machine.rank
 
-    def unpickled(self, uid, kind, where, counted):
-        """A proxy of ``uid`` was rebuilt here.
+    def unpickled(self, uid, kind, where, lender):
+        """A proxy of ``uid`` was rebuilt here; ``lender`` is what :meth:`pickled` returned
+        on the sending rank.
 
         Returns
         -------
@@ -71,7 +72,9 @@ class RefCounts:
         """
         if self.closed or id_run(uid) != self.run:
             return False
-        self._note((_UNPICKLED if counted else _UNCOUNTED, uid, kind, where))
+        if lender is True or lender is False:       # (a pickle without a lender)
+            lender = -1
+        self._note((_UNPICKLED, uid, kind, where, lender))
         return True
 
     def released(self, uid, kind, where):
@@ -105,15 +108,14 @@ class RefCounts:
         machine = self.machine
         pop = events.popleft
         while events:
-            what, uid, kind, where = pop()
+            event = pop()
+            what, uid, kind, where = event[:4]
             if what == _RELEASED:
                 machine.released(uid, kind, where)
             elif what == _PICKLED:
                 machine.pickled(uid, kind, where)
             elif what == _UNPICKLED:
-                machine.unpickled(uid, kind, where, True)
-            elif what == _UNCOUNTED:
-                machine.unpickled(uid, kind, where, False)
+                machine.unpickled(uid, kind, where, event[4])
             elif what == _PINNED:
                 machine.pinned(uid, kind, where)
             else:
