@@ -14,7 +14,11 @@ from ..messages import Select
 __all__ = ['TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskRemote', 'client_of',
            'uncounted', 'counting', 'bound_client']
 
-_pickling = threading.local()
+class _Pickling(threading.local):
+    off = False             # (a class default: reading it costs no AttributeError)
+
+
+_pickling = _Pickling()
 
 
 @contextlib.contextmanager
@@ -24,7 +28,7 @@ def uncounted():
     For pickles that are measured and thrown away (``Ask.SIZE``), or unpickled on several ranks
     (a published object): see :mod:`mosaic_mpi.runtime.borrowers`.
     """
-    before = getattr(_pickling, 'off', False)
+    before = _pickling.off
     _pickling.off = True
     try:
         yield
@@ -34,7 +38,7 @@ def uncounted():
 
 def counting():
     """bool: whether proxies pickled now count as references in flight."""
-    return not getattr(_pickling, 'off', False)
+    return not _pickling.off
 
 
 def bound_client():

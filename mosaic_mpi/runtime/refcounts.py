@@ -43,7 +43,8 @@ class RefCounts:
         self._events = collections.deque()
         self._scheduled = False
         self.closed = False
-        self.sent = 0               # updates sent so far (bench/soak.py reports it)
+        self.sent = 0               # updates sent so far
+        self.received = 0           # updates received so far (bench/soak.py reports it)
 
     # -- any thread --------------------------------------------------------------------------------
 
@@ -143,6 +144,7 @@ class RefCounts:
         """Updates from a rank that borrows what this rank owns (in a cycle)."""
         if self._events:
             self.flush()
+        self.received += len(record.updates) // 3
         self.machine.on_updates(source, record.updates)
         self._emit()
 
