@@ -126,7 +126,7 @@ class Runtime:
                       self.objects.on_publish_request, Broadcasted: self.objects.on_broadcasted})
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
-                          Call: self.worker.on_call, Stop: self.worker.on_stop,
+                          Call: self.worker.on_call, Stop: self._on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop,
                           Query: self._on_query, Publish: self.objects.on_publish,
                           Probe: self.worker.on_probe, Cycle: self.worker.on_cycle})
@@ -191,6 +191,10 @@ class Runtime:
         for source, record in batch:
             table[type(record)](source, record)
         self.bridge.flush()
+
+    def _on_stop(self, source, record):
+        self.client.refs.close()        # no reference update may follow Stopped
+        self.worker.on_stop(source, record)
 
     def _on_value(self, source, record):
         handler = self.requests.pop(record.request_id)
