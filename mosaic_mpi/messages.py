@@ -24,7 +24,7 @@ from .serialisation import Payload
 __all__ = ['make_id', 'id_rank', 'id_run', 'RUN_SHIFT', 'anonymous_tessera_id', 'Op', 'Select',
            'Ask', 'Dependency', 'CreateTessera', 'Call', 'Completed', 'Fetch', 'Value', 'Drop',
            'Stop', 'Stopped', 'Query', 'Beat', 'Lost', 'PublishRequest', 'Publish', 'Published',
-           'DropObject', 'Broadcasted', 'Probe', 'Cycle', 'JoinGroup', 'pack', 'unpack']
+           'DropObject', 'Broadcasted', 'Probe', 'Cycle', 'JoinGroup', 'Refs', 'pack', 'unpack']
 
 _ID_BITS = 40
 
@@ -257,6 +257,15 @@ class JoinGroup(NamedTuple):
     index: int
 
 
+class Refs(NamedTuple):
+    """Reference-count updates for objects the receiver owns (:mod:`mosaic_mpi.runtime.borrowers`).
+
+    ``updates`` is a flat tuple of ``(op, uid, where)`` triples, in the order they happened on the
+    sender.
+    """
+    updates: Tuple[int, ...]
+
+
 # -- wire form ---------------------------------------------------------------------------------------
 
 _OPS = tuple(Op)
@@ -378,6 +387,9 @@ _DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(
            _plain_in(Stop), _plain_in(Stopped), _query_in, _plain_in(Beat), _plain_in(Lost),
            _plain_in(PublishRequest), _plain_in(Publish), _plain_in(Published),
            _plain_in(DropObject), _plain_in(Probe), _plain_in(Cycle), _plain_in(JoinGroup))
+# Codes 18-23 are kept for records of other branches; reference counting takes 24.
+_ENCODE[Refs] = _plain_out(24)
+_DECODE += (None,) * (24 - len(_DECODE)) + (_plain_in(Refs),)
 
 
 def pack(records):

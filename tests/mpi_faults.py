@@ -173,13 +173,15 @@ async def case_tesserae_are_destroyed(runtime):
     del q
     assert [await c.result() for c in calls] == ['queued'] * 3
     assert await wait_for('queued')
-    # a proxy handed to another tessera keeps its tessera alive
+    # a proxy handed to another tessera keeps its tessera alive, until that one drops it
     kept = Mortal.remote('kept', runtime=worker)
     keeper = Mortal.remote('keeper', runtime=worker)
-    assert await keeper.hold(kept).result() is True and kept.collectable is False
+    assert await keeper.hold(kept).result() is True and kept.collectable is True
     del kept
     await asyncio.sleep(0.3)
     assert 'kept' not in await deleted()
+    assert await keeper.hold(None).result() is True
+    assert await wait_for('kept')
     # an array's members go with it
     team = Mortal.remote('member', len=2, runtime=worker)
     assert [await t.result() for t in await team.ping()] == ['member', 'member']

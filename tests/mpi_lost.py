@@ -5,6 +5,7 @@ head must notice, fail the tasks waiting on that worker with an error naming it 
 and end the job non-zero.
 """
 
+import asyncio
 import ctypes
 import os
 import signal
@@ -30,6 +31,42 @@ class Doomed:
     def nap(self, seconds):
         time.sleep(seconds)
         return seconds
+
+
+@mosaic.tessera
+class Shelf:
+    def big(self, n):
+        import numpy as np
+        return np.ones(n)
+
+    def keep(self, refs):
+        self.refs = refs                    # borrowed: their owner is the head
+        return len(refs)
+
+    def holding(self, n):
+        import numpy as np
+        entries = list(mosaic.runtime().warehouse._entries.values())
+        return sum(1 for e in entries if isinstance(e.value, np.ndarray) and e.value.size == n)
+
+
+async def borrower_lost(runtime):
+    # worker_lost='continue': the results a lost worker borrowed are freed on their own worker
+    store = Shelf.remote(runtime=runtime.workers[0])
+    victim = Doomed.remote(runtime=runtime.workers[-1])
+    borrower = Shelf.remote(runtime=runtime.workers[-1])
+    refs = [store.big(777) for _ in range(4)]
+    assert await borrower.keep(refs).result() == 4
+    del refs
+    await asyncio.sleep(0.5)
+    assert await store.holding(777).result() == 4          # borrowed: kept
+    try:
+        await victim.die('exit')
+    except mosaic.RuntimeDisconnectedError:
+        pass
+    deadline = time.monotonic() + 20
+    while await store.holding(777).result() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    print('LEFT AFTER THE BORROWER WAS LOST', await store.holding(777).result(), flush=True)
 
 
 async def loop_goes_on(runtime):
@@ -74,5 +111,7 @@ async def main(runtime):
 if __name__ == '__main__':
     if sys.argv[1] == 'loop':
         mosaic.run(loop_goes_on, worker_lost='continue')
+    elif sys.argv[1] == 'borrower':
+        mosaic.run(borrower_lost, worker_lost='continue')
     else:
         mosaic.run(main)

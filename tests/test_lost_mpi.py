@@ -63,3 +63,8 @@ def test_a_safe_async_for_carries_on_without_a_lost_worker():
     assert 'LOOP RESULTS 5' in result.stdout, result.stdout + result.stderr   # item 1 dropped
     assert 'BARRIER RETURNED' in result.stdout
     assert 'item 1 dropped' in result.stderr
+
+
+def test_the_borrows_of_a_lost_worker_end():
+    result, _ = launch('borrower')
+    assert 'LEFT AFTER THE BORROWER WAS LOST 0' in result.stdout, result.stdout + result.stderr

@@ -5,10 +5,46 @@
 itself. Re-exported by :mod:`mosaic_mpi.core.task`.
 """
 
+import contextlib
+import threading
+
 from .. import context
 from ..messages import Select
 
-__all__ = ['TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskRemote', 'client_of']
+__all__ = ['TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskRemote', 'client_of',
+           'uncounted', 'counting', 'bound_client']
+
+class _Pickling(threading.local):
+    off = False             # (a class default: reading it costs no AttributeError)
+
+
+_pickling = _Pickling()
+
+
+@contextlib.contextmanager
+def uncounted():
+    """Pickle proxies without counting them as references in flight, in this thread.
+
+    For pickles that are measured and thrown away (``Ask.SIZE``), or unpickled on several ranks
+    (a published object): see :mod:`mosaic_mpi.runtime.borrowers`.
+    """
+    before = _pickling.off
+    _pickling.off = True
+    try:
+        yield
+    finally:
+        _pickling.off = before
+
+
+def counting():
+    """bool: whether proxies pickled now count as references in flight."""
+    return not _pickling.off
+
+
+def bound_client():
+    """The client of this rank's running runtime, or ``None`` (unpickling outside a run)."""
+    runtime = context.current()
+    return getattr(runtime, 'client', None)
 
 
 def client_of(state):

@@ -13,7 +13,7 @@ class TaskState:
     """What the caller knows about one task (plain state, changed by the client only)."""
 
     __slots__ = ('task_id', 'owner', 'tessera_id', 'method', 'label', 'status', 'error', 'client',
-                 'foreign', 'escaped', 'released', 'values', 'fetching', 'callbacks',
+                 'foreign', 'held', 'pin', 'released', 'values', 'fetching', 'callbacks',
                  'done_future', 'init_future', 'nbytes', 'holds', 'seen', 'registered',
                  'events')
 
@@ -27,7 +27,8 @@ class TaskState:
         self.error = None
         self.client = client
         self.foreign = foreign
-        self.escaped = foreign
+        self.held = False           # a proxy rebuilt here by pickle, counted as a borrow
+        self.pin = 0                # a borrowed tessera this call holds until it finishes
         self.released = False
         self.values = None          # selector -> fetched value (made on first fetch)
         self.fetching = None        # selector -> waiting futures

@@ -18,7 +18,7 @@ import time
 from ..messages import Select
 from .state import foreign_state
 from .references import (TaskDone, TaskOutput, TaskOutputGenerator, TaskRemote,
-                         client_of as _client_of)
+                         bound_client, client_of as _client_of)
 from .status import TaskStatus
 from .worker_task import Task, current_task
 
@@ -80,10 +80,12 @@ class TaskProxy:
     def collectable(self):
         """bool: whether the result will be freed on its worker once no proxy refers to it.
 
-        A proxy pickled inside a container (sent elsewhere by reference) makes its task
-        uncollectable for the rest of the run.
+        Proxies that travel to other ranks (inside containers, in results, held by tesserae)
+        are counted there too: the result is freed once none is left anywhere. ``False`` only
+        for a proxy of another run, or one rebuilt where no runtime runs.
         """
-        return not self._st.escaped
+        state = self._st
+        return not state.foreign or state.held
 
     @property
     def state(self):
@@ -327,18 +329,29 @@ class TaskProxy:
             pass
 
     def __reduce__(self):
-        _client_of(self._st).escape(self._st)
-        return _rebuild_task_proxy, _ref_args(self._st)
+        # A reference in flight: counted until the receiving rank has registered it.
+        state = self._st
+        lender = _client_of(state).escape(state)
+        return _rebuild_task_proxy, (state.task_id, state.owner, state.tessera_id, state.method,
+                                     lender)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        # A handle, not data: copies of a value holding it (runtime/ownership.py) share it.
+        return self
 
     def __repr__(self):
         return (f'<TaskProxy {self._st.label} task={self.uid} on worker:{self._st.owner} '
                 f'{self._st.status.value}>')
 
 
-def _ref_args(state):
-    return (state.task_id, state.owner, state.tessera_id, state.method)
-
-
-def _rebuild_task_proxy(task_id, owner, tessera_id, method):
-    # Binding to this rank's runtime happens on first use, not here: unpickling sends nothing.
-    return TaskProxy(foreign_state(task_id, owner, tessera_id, method))
+def _rebuild_task_proxy(task_id, owner, tessera_id, method, lender=-1):
+    # Registers with this rank's runtime (if one runs) as a borrow; the update to the owner
+    # leaves later, batched: unpickling itself sends nothing.
+    state = foreign_state(task_id, owner, tessera_id, method)
+    client = bound_client()
+    if client is not None:
+        client.adopt(state, lender)
+    return TaskProxy(state)

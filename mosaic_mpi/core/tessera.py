@@ -13,6 +13,7 @@ import sys
 
 from .. import context
 from ..messages import Op
+from .references import bound_client
 from .status import TaskStatus
 from ..serialisation import main_by_value
 
@@ -216,13 +217,15 @@ class TesseraProxy:
         self._tid = tessera_id
         self._rank = rank
         self._init = init
-        # Made here by remote() and never pickled: this proxy alone keeps the tessera alive.
-        self._owned = init is not None
+        # The client that counts this proxy (made here by remote(), or rebuilt by unpickling
+        # and registered as a borrow): when it goes, that client hears of it.
+        self._owned = init._st.client if init is not None else None
 
     def __del__(self):
         try:
-            if self._owned:
-                self._init._st.client.release_tessera(self._tid, self._rank)
+            client = self._owned
+            if client is not None:
+                client.release_tessera(self._tid, self._rank, foreign=self._init is None)
         except Exception:       # interpreter shutdown: nothing left to free
             pass
 
@@ -346,23 +349,33 @@ class TesseraProxy:
         return self._submit(Op.SETATTR, name, (value,), {})
 
     def __reduce__(self):
-        # A copy elsewhere may call it: the tessera now lives for the rest of the run.
-        object.__setattr__(self, '_owned', False)
-        cls = self._cls
-        return _rebuild_tessera_proxy, (cls, self._name, self._tid, self._rank)
+        # A reference in flight: counted until the receiving rank has registered it.
+        client = self._owned or context.require().client
+        lender = client.escape_tessera(self._tid, self._rank)
+        return _rebuild_tessera_proxy, (self._cls, self._name, self._tid, self._rank, lender)
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self             # a handle, not data
 
     @property
     def collectable(self):
-        """bool: whether the tessera is destroyed once this proxy goes away (not if the proxy
-        was ever pickled, e.g. passed to another tessera)."""
-        return self._owned
+        """bool: whether the tessera is destroyed once no proxy of it is left on any rank
+        (``False`` for a proxy rebuilt where no runtime runs, or of another run)."""
+        return self._owned is not None
 
     def __repr__(self):
         return f'<TesseraProxy {self._name}({self._tid}) on worker:{self._rank}>'
 
 
-def _rebuild_tessera_proxy(cls, name, tessera_id, rank):
-    return TesseraProxy(cls, name, tessera_id, rank, None)
+def _rebuild_tessera_proxy(cls, name, tessera_id, rank, lender=-1):
+    proxy = TesseraProxy(cls, name, tessera_id, rank, None)
+    client = bound_client()
+    if client is not None and client.adopt_tessera(tessera_id, rank, lender):
+        object.__setattr__(proxy, '_owned', client)
+    return proxy
 
 
 class _RemoteMethod:

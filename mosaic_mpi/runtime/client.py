@@ -13,6 +13,7 @@ import time
 import warnings
 
 from ..core.state import TaskState
+from ..core.references import uncounted
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..core.warehouse_object import WarehouseObject
 from ..core.worker_task import current_task
@@ -21,6 +22,7 @@ from ..messages import (make_id, anonymous_tessera_id, id_run, Ask, Call, Create
                         Dependency, Drop, Fetch, Op, Query, Select, Value)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import pack_error, unpack_error
+from .refcounts import RefCounts, TASK, TESSERA
 
 __all__ = ['Client', 'LoopBridge', 'Requests']
 
@@ -164,9 +166,22 @@ class Client:
         self._pending = {}              # owner rank -> calls of this client not finished
         self.lost = set()               # ranks of workers that were lost
         self._room = threading.Condition(self._lock)
-        self.closed = False
+        self._closed = False
         self._drops = {}                # owner rank -> (freed task ids, freed tessera ids)
         self._drops_since = 0.0         # when the oldest of them was freed
+        # Proxies that travel to other ranks are counted there (owner/borrower, borrowers.py).
+        self.refs = RefCounts(rank, self._run, transport, self._on_free)
+
+    @property
+    def closed(self):
+        """bool: the run is over (nothing more is sent, reference counting has stopped)."""
+        return self._closed
+
+    @closed.setter
+    def closed(self, value):
+        self._closed = value
+        if value:
+            self.refs.close()
 
     # -- user threads --------------------------------------------------------------------------------
 
@@ -302,6 +317,11 @@ class Client:
                                            f'gone')
         payload, deps, holds = self._serialise_call(label, args, kwargs)
         state = TaskState(self.new_id(), rank, tessera_id, method, label)
+        if tessera_id >> 40 != self.rank and tessera_id != anonymous_tessera_id(rank, self._run):
+            # A borrowed tessera outlives the calls made on it from here: its owner's Drop
+            # could otherwise overtake a call still on its way to the worker.
+            self.refs.pinned(tessera_id, TESSERA, rank)
+            state.pin = tessera_id
         self._register(state, holds, payload)
         self._transport.send(rank, Call(state.task_id, tessera_id, self.rank, op, method, payload,
                                         deps, retries))
@@ -498,13 +518,38 @@ class Client:
         return await self.ask(state.owner, Ask.SIZE, state.task_id, selector)
 
     def release(self, state):
-        """A proxy of the task went away (any thread): free the result once it has finished."""
-        if not state.foreign and not state.released:
+        """A proxy of the task went away (any thread): free the result once nobody refers to
+        it (here or on another rank) and it has finished."""
+        if state.foreign:
+            if state.held:
+                state.held = False
+                self.refs.released(state.task_id, TASK, state.owner)
+        elif not state.released:
             self._transport.call_soon(self._release, state)
 
     def escape(self, state):
-        """A proxy of the task was pickled: its result must never be freed automatically."""
-        state.escaped = True
+        """A proxy of the task is being pickled (any thread).
+
+        Returns
+        -------
+        int
+            The lender its pickle names (this rank), or -1 if it travels uncounted (see
+            :mod:`.borrowers`).
+        """
+        return self.refs.pickled(state.task_id, TASK, state.owner)
+
+    def escape_tessera(self, tessera_id, rank):
+        """A proxy of a tessera is being pickled (any thread); as :meth:`escape`."""
+        return self.refs.pickled(tessera_id, TESSERA, rank)
+
+    def adopt(self, state, lender):
+        """A task proxy arrived here by pickle: count it (any thread)."""
+        state.client = self
+        state.held = self.refs.unpickled(state.task_id, TASK, state.owner, lender)
+
+    def adopt_tessera(self, tessera_id, rank, lender):
+        """A tessera proxy arrived here by pickle; returns whether it is counted."""
+        return self.refs.unpickled(tessera_id, TESSERA, rank, lender)
 
     def mark_done(self, state, error):
         """Record an outcome reported by other means than a Completed record."""
@@ -548,6 +593,7 @@ class Client:
             state.error = error
             callbacks, state.callbacks = state.callbacks or (), None
             holds, state.holds = state.holds, None
+            pin, state.pin = state.pin, 0
             self.outstanding -= 1
             if self.outstanding == 0:
                 self._idle.notify_all()
@@ -559,6 +605,8 @@ class Client:
                 self._bridge.resolve(loop, fn, state)
             else:
                 self._bridge.post(loop, fn, state)
+        if pin:
+            self.refs.released(pin, TESSERA, state.owner)
         if state.released:
             self._drop(state)
         del holds
@@ -593,9 +641,22 @@ class Client:
             settle(future, value, error)
 
     def _release(self, state):
+        if self.refs.release_owned(state.task_id, TASK, state.owner):
+            self._free(state)
+
+    def _free(self, state):
         state.released = True
         if state.status in _FINISHED:
             self._drop(state)
+
+    def _on_free(self, kind, uid, where):
+        # In a cycle: the reference counts say nobody refers to ``uid`` any more.
+        if kind == TESSERA:
+            self._release_tessera(uid, where)
+            return
+        state = self._tasks.get(uid)
+        if state is not None and not state.released:
+            self._free(state)
 
     def _drop(self, state):
         if state.status is TaskStatus.FAILED and not state.seen:
@@ -603,7 +664,7 @@ class Client:
             message = (f'{state.label} (task {state.task_id}) failed and nobody awaited it: '
                        f'{type(error).__name__}: {error}')
             warnings.warn(message, RuntimeWarning)
-        if self._tasks.pop(state.task_id, None) is None or state.escaped or self.closed:
+        if self._tasks.pop(state.task_id, None) is None or self.closed:
             return
         self._queue_drop(state.owner, 0, state.task_id)
 
@@ -621,11 +682,20 @@ class Client:
         if len(ids) >= _DROP_BATCH or now - self._drops_since > _DROP_AGE:
             self.flush_drops()
 
-    def release_tessera(self, tessera_id, rank):
-        """The last proxy of a tessera made here went away (any thread): destroy it on its
-        worker once the calls queued on it have run (S15)."""
-        if not self.closed:
-            self._transport.call_soon(self._release_tessera, tessera_id, rank)
+    def release_tessera(self, tessera_id, rank, foreign=False):
+        """A counted proxy of a tessera went away (any thread); the proxy made here by
+        ``remote()`` unless ``foreign``. Once no proxy is left on any rank, the tessera is
+        destroyed on its worker after the calls queued on it have run (S15)."""
+        if self.closed:
+            return
+        if foreign:
+            self.refs.released(tessera_id, TESSERA, rank)
+        else:
+            self._transport.call_soon(self._release_owned_tessera, tessera_id, rank)
+
+    def _release_owned_tessera(self, tessera_id, rank):
+        if self.refs.release_owned(tessera_id, TESSERA, rank):
+            self._release_tessera(tessera_id, rank)
 
     def _release_tessera(self, tessera_id, rank):
         if not self.closed and rank not in self.lost:
@@ -663,6 +733,7 @@ class Client:
             Labels of the tasks that failed, as ``'Cls.method (task N)'``.
         """
         self.lost.add(rank)
+        self.refs.lost(rank)
         with self._lock:
             states = [s for s in self._tasks.values()
                       if s.owner == rank and s.status not in _FINISHED]
@@ -696,6 +767,7 @@ def _name_unpicklable(label, args, kwargs, threshold):
     named += [(f'keyword argument {k!r}', v) for k, v in kwargs.items()]
     for name, value in named:
         try:
-            dumps(value, threshold, lock=False)
+            with uncounted():          # thrown away: no reference travels
+                dumps(value, threshold, lock=False)
         except SerialisationError as error:
             raise SerialisationError(f'{name} of {label}() cannot be pickled: {error}') from error

@@ -28,6 +28,7 @@ from ..core.warehouse_object import WarehouseObject
 from ..errors import SerialisationError
 from ..messages import (Broadcasted, DropObject, Fetch, Publish, PublishRequest, Published, Select,
                         Value, id_rank)
+from ..core.references import uncounted
 from ..serialisation import Payload, dumps, loads
 from .client import settle
 from .failures import pack_error, unpack_error
@@ -107,7 +108,8 @@ class Objects:
         if not publish:
             self._warehouse.add_object(object_id, Entry(True, private(obj), None))
             return ref
-        payload = dumps(obj, self._threshold)
+        with uncounted():       # unpickled on every rank: proxies inside register uncounted
+            payload = dumps(obj, self._threshold)
         self._warehouse.add_object(object_id, Entry(True, private(obj), None))
         loop = asyncio.get_running_loop()
         future = loop.create_future()

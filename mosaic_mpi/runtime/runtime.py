@@ -17,7 +17,7 @@ from ..logs import MosaicLogger
 from ..messages import id_run, make_id
 from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
                         DropObject, Fetch, JoinGroup, Lost, Probe, Publish, PublishRequest,
-                        Published, Query, Stop, Stopped, Value)
+                        Published, Query, Refs, Stop, Stopped, Value)
 from . import coordination
 from .client import Client, LoopBridge, Requests
 from .loop import new_event_loop
@@ -129,19 +129,21 @@ class Runtime:
         if self.worker is not None:
             self.worker.timeline = self.timeline
         table = {Completed: self.client.on_completed, Value: self._on_value,
-                 Stopped: self._on_stopped, Beat: _ignore, Lost: self._on_lost_record}
+                 Stopped: self._on_stopped, Beat: _ignore, Lost: self._on_lost_record,
+                 Refs: self.client.refs.on_refs}
         table.update({Fetch: self.objects.on_fetch, DropObject: self.objects.on_drop,     # warehouse
                       Published: self.objects.on_published, PublishRequest:
                       self.objects.on_publish_request, Broadcasted: self.objects.on_broadcasted})
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
-                          Call: self.worker.on_call, Stop: self.worker.on_stop,
+                          Call: self.worker.on_call, Stop: self._on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop,
                           Query: self._on_query, Publish: self.objects.on_publish,
                           Probe: self.worker.on_probe, Cycle: self.worker.on_cycle,
                           JoinGroup: self.worker.on_join_group})
             self.client.cycles = self.worker.cycles
         self._table = table
+        self.transport.add_idle_hook(self.client.refs.flush)
         self.transport.add_idle_hook(self.client.flush_drops)
         if config.heartbeat_timeout:
             _survive_peer_failure_signal()
@@ -200,6 +202,10 @@ class Runtime:
         for source, record in batch:
             table[type(record)](source, record)
         self.bridge.flush()
+
+    def _on_stop(self, source, record):
+        self.client.refs.close()        # no reference update may follow Stopped
+        self.worker.on_stop(source, record)
 
     def _on_value(self, source, record):
         handler = self.requests.pop(record.request_id)

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 
+from ..core.references import uncounted
 from ..core.task import Task, TaskStatus
 from ..core.worker_task import reset_current_task, set_current_task
 from ..errors import DependencyError
@@ -322,7 +323,9 @@ class Worker:
             self.reply(record, False, entry.error)
             return
         try:
-            size = dumps(select(entry.value, record.selector), self.threshold, lock=False).nbytes
+            with uncounted():       # measured and thrown away: no reference travels
+                size = dumps(select(entry.value, record.selector), self.threshold,
+                             lock=False).nbytes
         except Exception as exc:
             self.reply(record, False, pack_error(exc, ''))
             return
