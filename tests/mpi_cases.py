@@ -446,6 +446,10 @@ class Neighbour:
     def get_log(self):
         return self.log
 
+    def slow_add(self, x, seconds):
+        time.sleep(seconds)
+        return self.add(x)
+
     def counters(self):
         transport = mosaic.runtime().transport
         return transport.packets_to_self, transport.local_packets
@@ -462,6 +466,35 @@ class Neighbour:
         transport = mosaic.runtime().transport
         return (values, dep, doubled, bool(np.array_equal(array, np.arange(100000.0))),
                 transport.packets_to_self, transport.local_packets - before)
+
+
+    async def chain(self, other, near):
+        # ``t`` is this rank's call; its value is fetched by this rank as a dependency of a call
+        # on ``near`` (a Value to the caller of ``t``, which then sends no Completed for it)
+        t = other.slow_add(1, 0.3)             # still running when the fetch arrives
+        u = near.add(t)
+        doubled = await u.result()
+        await t                                  # done, known from the Value alone
+        return doubled, str(t.state), await t.result()
+
+
+async def case_value_implies_completed(runtime):
+    far = runtime.workers[-1]
+    a = Neighbour.remote(runtime=runtime.workers[0])
+    b = Neighbour.remote(runtime=far)
+    c = Neighbour.remote(runtime=runtime.workers[0])
+    doubled, state, value = await a.chain(b, c).result()
+    assert doubled == 4 and value == 2 and state == str(mosaic.TaskStatus.DONE)
+    tasks = [b.add(i) for i in range(20)]
+    assert [await t.result() for t in tasks] == [2 * i for i in range(20)]
+    for t in tasks:
+        await t                                  # completion after the value: no wait
+        assert t.state is mosaic.TaskStatus.DONE
+    late = b.add(5)
+    await late                                   # completion first (a Completed), value after
+    assert await late.result() == 10
+    await runtime.barrier()
+    assert runtime.client.outstanding == 0
 
 
 async def case_same_rank_calls_skip_mpi(runtime):

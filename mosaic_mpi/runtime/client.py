@@ -564,7 +564,19 @@ class Client:
             self._drop(state)
         del holds
 
+    def value_arrived(self, task_id):
+        """A successful Value of task ``task_id`` reached this rank (progress thread).
+
+        If this client submitted the task, it is done: its owner sends no Completed after a
+        Value to the task's caller (see ``Worker._finished``).
+        """
+        state = self._tasks.get(task_id)
+        if state is not None and state.status not in _FINISHED:
+            self._finish(state, None)
+
     def _on_value(self, state, selector, record):
+        if record.ok and state.status not in _FINISHED:
+            self.value_arrived(state.task_id)
         with self._lock:
             waiters = state.fetching.pop(selector, []) if state.fetching else []
         by_loop = {}

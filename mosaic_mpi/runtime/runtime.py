@@ -114,6 +114,7 @@ class Runtime:
                                  run=id_run(make_id(0, first_id)))
             self.worker.output = self.output
             self.worker.objects = self.objects
+            self.worker.value_arrived = self.client.value_arrived
         self.timeline = Timeline(self.rank) if config.trace else None
         self.client.timeline = self.timeline
         if self.worker is not None:
