@@ -409,3 +409,28 @@ def test_coalescing_plan_inlines_then_groups_mid_size_buffers_and_keeps_large_on
     _, small = _plan([600 * k] * 10, max_chunk=700 * k)
     assert small and all(total <= 700 * k for total, _ in small)
     assert _plan([], 64 << 20) == ([], [])
+
+
+def test_long_queues_of_calls_are_frozen_for_the_collector_and_thawed_when_drained():
+    import gc
+    from mosaic_mpi.runtime.gcpause import QueuedCalls
+    queued = QueuedCalls(step=100)
+    before = gc.get_freeze_count()
+    records = []
+    try:
+        for n in range(1, 251):
+            records.append([n])                 # a tracked object per queued call
+            queued.submitted(n, outstanding=n)
+        assert queued.freezes == 2 and queued.frozen         # at 100 and at 200 submitted
+        assert gc.get_freeze_count() >= before + 200         # the records are skipped
+        queued.submitted(300, outstanding=50)                # a short queue: no freeze
+        assert queued.freezes == 2
+    finally:
+        queued.drained()
+    assert not queued.frozen and gc.get_freeze_count() == 0
+    garbage = []
+    garbage.append(garbage)                     # a cycle made while frozen is still collected
+    queued.submitted(400, outstanding=400)
+    del garbage
+    queued.drained()
+    assert gc.collect() >= 1

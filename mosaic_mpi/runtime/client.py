@@ -21,6 +21,7 @@ from ..messages import (make_id, anonymous_tessera_id, id_run, Ask, Call, Create
                         Dependency, Drop, Fetch, Op, Query, Select, Value)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import pack_error, unpack_error
+from .gcpause import QueuedCalls
 from .placement import WorkerHandle
 
 __all__ = ['Client', 'LoopBridge', 'Requests']
@@ -158,6 +159,7 @@ class Client:
         self._run = id_run(make_id(rank, first_id))
         self.outstanding = 0
         self.submitted = 0              # tasks submitted by this rank so far (barrier waves)
+        self.queued_calls = QueuedCalls()   # the GC skips long queues of calls (gcpause)
         self.timeline = None            # a Timeline when tracing
         self.cycles = None              # a CycleDetector on workers (methods waiting on calls)
         self.max_pending = max_pending  # calls in flight per worker before submitting blocks
@@ -240,6 +242,7 @@ class Client:
             self._tasks[state.task_id] = state
             self.outstanding += 1
             self.submitted += 1
+            self.queued_calls.submitted(self.submitted, self.outstanding)
             pending = self._pending[owner] = self._pending.get(owner, 0) + 1
             if pending > self.max_pending and self.rank == 0:
                 # Back-pressure (S32): the head waits for the worker to catch up. Completions
@@ -551,6 +554,7 @@ class Client:
             holds, state.holds = state.holds, None
             self.outstanding -= 1
             if self.outstanding == 0:
+                self.queued_calls.drained()
                 self._idle.notify_all()
             pending = self._pending[state.owner] = self._pending[state.owner] - 1
             if pending == self.max_pending:

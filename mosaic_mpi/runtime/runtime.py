@@ -420,6 +420,7 @@ class Runtime:
             sys.stderr.flush()
             abort_world(code or 1)
         _log.debug('head: every worker stopped; closing the transport')
+        self.client.queued_calls.drained()      # a failed run may leave calls outstanding
         if not self.transport.close():
             _log.warning('head: the progress thread did not end in time')
         elif self._detach is not None:
@@ -476,6 +477,7 @@ class Runtime:
                 task.cancel()
             _log.debug('%s: stopping', self.uid)
             clean = self.transport.close(1.0 if interrupted else 10.0)
+            self.client.queued_calls.drained()
             self.loop.close()
             if clean and not interrupted and self._detach is not None:
                 self._detach()
