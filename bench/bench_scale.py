@@ -84,6 +84,7 @@ async def submit_and_wait(proxy, count):
         and ``rss`` (head memory growth in bytes while the calls were queued).
     """
     method = proxy.noop
+    collections = _GcClock()
     step = max(1, count // 10)
     tasks = []
     append = tasks.append
@@ -100,11 +101,38 @@ async def submit_and_wait(proxy, count):
     await tasks[-1].result()
     await mosaic.gather(tasks)
     total = clock() - start
+    gc_seconds, gc_full = collections.stop()
     marks.append(submitted)
     del tasks
     await proxy.noop().result()     # let the drops of those results reach the worker
-    return {'submit': submitted - start, 'total': total, 'rss': grown,
-            'tenths': [b - a for a, b in zip(marks, marks[1:])]}
+    return {'submit': submitted - start, 'total': total, 'rss': grown, 'gc': gc_seconds,
+            'gc_full': gc_full, 'tenths': [b - a for a, b in zip(marks, marks[1:])]}
+
+
+class _GcClock:
+    """Wall time the head spends in cyclic collections (``gc.callbacks``), and how many of them
+    were full (generation 2) ones: the GC's share of the per-call cost, less sensitive to the
+    machine's load than the totals."""
+
+    def __init__(self):
+        import gc
+        self._gc = gc
+        self.seconds = 0.0
+        self.full = 0
+        self._start = None
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == 'start':
+            self._start = time.perf_counter()
+        elif self._start is not None:
+            self.seconds += time.perf_counter() - self._start
+            self.full += info['generation'] == 2
+            self._start = None
+
+    def stop(self):
+        self._gc.callbacks.remove(self._callback)
+        return self.seconds, self.full
 
 
 def make_main(args, raw):
@@ -132,6 +160,9 @@ def make_main(args, raw):
             result = await submit_and_wait(proxy, count)
             table.add(f'N={count:,}: submit loop', 'us/call', result['submit'] / count * 1e6,
                       None, note=f'head RSS +{result["rss"] / count:.0f} B/queued call')
+            table.add(f'N={count:,}: in the cyclic GC (head, main + progress)', 'us/call',
+                      result['gc'] / count * 1e6, None,
+                      note=f'{result["gc_full"]} full collections')
             table.add(f'N={count:,}: submit -> all done', 'us/call', result['total'] / count * 1e6,
                       raw[count] / count * 1e6,
                       note=f'{count / result["total"]:,.0f} calls/s, raw '

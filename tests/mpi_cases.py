@@ -435,6 +435,85 @@ async def case_actor_to_actor(runtime):
 # -- S16, S17, S18 -----------------------------------------------------------------------------------
 
 
+@mosaic.tessera
+class Neighbour:
+    """Calls a tessera on its own rank (issue 10 item 3: such calls skip MPI)."""
+
+    def __init__(self):
+        self.log = []
+
+    def add(self, x, array=None):
+        self.log.append(x)
+        return 2 * x if array is None else (2 * x, array)
+
+    def get_log(self):
+        return self.log
+
+    def slow_add(self, x, seconds):
+        time.sleep(seconds)
+        return self.add(x)
+
+    def counters(self):
+        transport = mosaic.runtime().transport
+        return transport.packets_to_self, transport.local_packets
+
+    async def drive(self, other, count):
+        before = mosaic.runtime().transport.local_packets
+        tasks = [other.add(i) for i in range(count)]
+        values = [await t.result() for t in tasks]
+        # a dependency produced on this rank, consumed on it
+        dep = await other.add(other.add(1000)).result()
+        array = np.arange(100000.0)            # out of band: a copy arrives, not ours
+        doubled, got = await other.add(7, array).result()
+        got[:] = -1.0
+        transport = mosaic.runtime().transport
+        return (values, dep, doubled, bool(np.array_equal(array, np.arange(100000.0))),
+                transport.packets_to_self, transport.local_packets - before)
+
+
+    async def chain(self, other, near):
+        # ``t`` is this rank's call; its value is fetched by this rank as a dependency of a call
+        # on ``near`` (a Value to the caller of ``t``, which then sends no Completed for it)
+        t = other.slow_add(1, 0.3)             # still running when the fetch arrives
+        u = near.add(t)
+        doubled = await u.result()
+        await t                                  # done, known from the Value alone
+        return doubled, str(t.state), await t.result()
+
+
+async def case_value_implies_completed(runtime):
+    far = runtime.workers[-1]
+    a = Neighbour.remote(runtime=runtime.workers[0])
+    b = Neighbour.remote(runtime=far)
+    c = Neighbour.remote(runtime=runtime.workers[0])
+    doubled, state, value = await a.chain(b, c).result()
+    assert doubled == 4 and value == 2 and state == str(mosaic.TaskStatus.DONE)
+    tasks = [b.add(i) for i in range(20)]
+    assert [await t.result() for t in tasks] == [2 * i for i in range(20)]
+    for t in tasks:
+        await t                                  # completion after the value: no wait
+        assert t.state is mosaic.TaskStatus.DONE
+    late = b.add(5)
+    await late                                   # completion first (a Completed), value after
+    assert await late.result() == 10
+    await runtime.barrier()
+    assert runtime.client.outstanding == 0
+
+
+async def case_same_rank_calls_skip_mpi(runtime):
+    worker = runtime.workers[0]
+    a = Neighbour.remote(runtime=worker)
+    b = Neighbour.remote(runtime=worker)
+    values, dep, doubled, intact, to_self, local = await a.drive(b, 50).result()
+    assert values == [2 * i for i in range(50)]
+    assert dep == 4000 and doubled == 14 and intact
+    assert await b.get_log().result() == list(range(50)) + [1000, 2000, 7]    # in order
+    assert to_self == 0                    # nothing went through MPI to its own rank
+    assert local >= 50                     # the calls and their answers went locally
+    assert (await a.counters().result())[0] == 0
+    assert runtime.transport.packets_to_self == 0
+
+
 async def case_task_proxy_members(runtime):
     s = Store.remote()
     t = s.add(1)
@@ -643,6 +722,27 @@ async def case_arrays_round_trip(runtime):
     a = np.arange(200000.0)
     await s.echo(a)
     a[0] = 5.0
+
+
+async def case_mid_size_arguments_share_messages(runtime):
+    # Buffers below 1 MiB of one packet travel side by side in shared data messages
+    # (comms/wire.py, coalescing): many pipelined calls with mixed sizes, odd sizes and empty
+    # arrays, next to large buffers that keep their own messages, all arrive whole, in order,
+    # aligned and writeable.
+    s = Store.remote()
+    rng = np.random.default_rng(1)
+    sizes = [65536, 65536 + 3, 0, 200000, 1 << 20, 3, 900000, (2 << 20) + 8, 70000]
+    sent = [[rng.integers(0, 255, size, dtype=np.uint8) for size in sizes[i % 3:]]
+            for i in range(60)]
+    tasks = [s.echo(*arrays) for arrays in sent]
+    for arrays, task in zip(sent, tasks):
+        got = await task.result()
+        assert len(got) == len(arrays)
+        for a, b in zip(arrays, got):
+            assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
+            assert b.flags.writeable and b.ctypes.data % 16 == 0
+    b[...] = 0          # a received array is the consumer's own
+    assert await s.add(1).result() == 1     # calls after them still run in order
 
 
 async def case_results_freed_when_no_proxy_refers(runtime):

@@ -380,3 +380,57 @@ def test_settings_of_the_wrong_type_are_refused(monkeypatch):
     monkeypatch.setenv('MOSAIC_MPI_MAX_SLEPE', '1')
     with pytest.warns(RuntimeWarning, match='MOSAIC_MPI_MAX_SLEPE'):
         make_config()
+
+
+def test_coalescing_plan_inlines_then_groups_mid_size_buffers_and_keeps_large_ones_alone():
+    from mosaic_mpi.comms.wire import _ALIGN, _COALESCE, _GROUP, _INLINE, _plan
+    k = 1 << 10
+    sizes = [64 * k, 64 * k + 3, 0, 2 * _COALESCE, 64 * k, _COALESCE - 1, _COALESCE - 1,
+             _COALESCE - 1, _COALESCE - 1, 5, 3 * _COALESCE]
+    inline, messages = _plan(sizes, max_chunk=64 << 20)
+    seen = sorted([i for i, _ in inline] + [i for _, members in messages for i, _ in members])
+    assert seen == list(range(len(sizes)))                      # every buffer exactly once
+    assert inline[:3] == [(0, 0), (1, 64 * k), (2, 2 * 64 * k + _ALIGN)]
+    assert all(sizes[i] < _COALESCE and o % _ALIGN == 0 for i, o in inline)
+    assert inline[-1][1] + sizes[inline[-1][0]] <= _INLINE
+    for total, members in messages:
+        if len(members) == 1:
+            continue
+        assert all(sizes[i] < _COALESCE for i, _ in members)     # only mid-size ones share
+        assert total <= _GROUP
+        ends = [offset + sizes[i] for i, offset in members]
+        assert total == ends[-1]
+        for (_, offset), end in zip(members[1:], ends):          # aligned, never overlapping
+            assert offset % _ALIGN == 0 and offset >= end
+    assert [2 * _COALESCE, [(3, 0)]] in messages                 # large buffers alone, in order
+    assert messages[-1] == [3 * _COALESCE, [(10, 0)]]
+    assert any(len(members) > 1 for _, members in messages)      # what did not fit inline shares
+    # a smaller max_chunk bounds the shared messages too
+    _, small = _plan([600 * k] * 10, max_chunk=700 * k)
+    assert small and all(total <= 700 * k for total, _ in small)
+    assert _plan([], 64 << 20) == ([], [])
+
+
+def test_long_queues_of_calls_are_frozen_for_the_collector_and_thawed_when_drained():
+    import gc
+    from mosaic_mpi.runtime.gcpause import QueuedCalls
+    queued = QueuedCalls(step=100)
+    before = gc.get_freeze_count()
+    records = []
+    try:
+        for n in range(1, 251):
+            records.append([n])                 # a tracked object per queued call
+            queued.submitted(n, outstanding=n)
+        assert queued.freezes == 2 and queued.frozen         # at 100 and at 200 submitted
+        assert gc.get_freeze_count() >= before + 200         # the records are skipped
+        queued.submitted(300, outstanding=50)                # a short queue: no freeze
+        assert queued.freezes == 2
+    finally:
+        queued.drained()
+    assert not queued.frozen and gc.get_freeze_count() == 0
+    garbage = []
+    garbage.append(garbage)                     # a cycle made while frozen is still collected
+    queued.submitted(400, outstanding=400)
+    del garbage
+    queued.drained()
+    assert gc.collect() >= 1

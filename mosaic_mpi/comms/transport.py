@@ -175,7 +175,7 @@ class Transport:
         ran, outcome = self._drive(ident, self._cycle, wait)
         if not ran:
             return False
-        if self._sleeping and (self._wire.large or self._outbox):
+        if self._sleeping and (self._wire.large or self._outbox or self._batch):
             self._wake.set()
         return outcome[1]
 
@@ -185,7 +185,8 @@ class Transport:
         if not ran:
             return False
         self._last_activity = time.monotonic()
-        if self._wire.large and self._sleeping:     # a transfer that needs progress: hand it over
+        if (self._wire.large or self._batch) and self._sleeping:
+            # a transfer that needs progress, or records to this rank to hand on: hand it over
             self._wake.set()
         return True
 
@@ -275,6 +276,17 @@ class Transport:
         return self._wire.bytes_broadcast
 
     @property
+    def packets_to_self(self):
+        """int: packets this rank sent to itself through MPI (0: such records skip MPI)."""
+        return self._wire.packets_to_self
+
+    @property
+    def local_packets(self):
+        """int: packets this rank delivered to itself without MPI (calls between its
+        tesserae, their completions and fetches)."""
+        return self._wire.local_packets
+
+    @property
     def alive(self):
         """bool: whether the progress thread is running."""
         return self._thread.is_alive()
@@ -318,7 +330,7 @@ class Transport:
             # GIL by a loop that releases it more often than every 5 ms (CPython's switch
             # interval): then the loop's own iterations must keep MPI going.
             since = start - self._last_cycle
-            if self._outbox or since > _BUSY_CYCLE:
+            if self._outbox or self._batch or since > _BUSY_CYCLE:
                 return self._cycle_here(ident, wait=since > _STALLED)
             return False
         self._guest = ident
@@ -346,7 +358,8 @@ class Transport:
             # Work to do here: this thread will likely be back soon, the progress thread keeps
             # standing aside. Idle: hand over to the progress thread's back-off.
             self._guest_left = time.monotonic() if worked else 0.0
-            if self._sleeping and (not worked or self._wire.large or self._outbox):
+            if self._sleeping and (not worked or self._wire.large or self._outbox
+                                   or self._batch):
                 self._wake.set()
         return worked
 
@@ -407,7 +420,7 @@ class Transport:
             if self._wire.requests:
                 os.sched_yield()  # a transfer is in flight: yield the core, never sleep
                 continue
-            if self._closing and not self._outbox:
+            if self._closing and not self._outbox and not self._batch:
                 return
             idle = time.monotonic() - self._last_activity
             if idle < self._spin_time:
@@ -445,14 +458,14 @@ class Transport:
             return False
         if self._guest is not None:
             return True
-        if self._wire.large or self._outbox:
+        if self._wire.large or self._outbox or self._batch:
             return False
         return time.monotonic() - self._guest_left < self._spin_time
 
     def _park(self, timeout, aside=False):
         self._standing_aside = aside
         self._sleeping = True
-        if aside or (not self._outbox and not self._closing):
+        if aside or (not self._outbox and not self._batch and not self._closing):
             self._wake.wait(timeout)
         self._sleeping = False
         self._standing_aside = False
@@ -471,16 +484,29 @@ class Transport:
             busy = True
         if self._liveness is not None:
             self._check_peers()
-        delivered = False
-        if self._batch:
-            batch, self._batch = self._batch, []
-            self._handler(batch)
-            delivered = True
-            if self._outbox:            # what the handler queued (answers) goes out now
-                self._flush_outbox()
+        delivered = self._handle()
+        if self._batch:                 # records to this rank left for the next cycle
+            busy = True
         if busy:
             self._last_activity = time.monotonic()
         return busy, delivered
+
+    def _handle(self, rounds=4):
+        """Hand the batch to the handler, then send what it queued (``_lock`` held).
+
+        Records the handler sends to this rank come back into the batch (:meth:`_send_packet`):
+        they are handled here too, up to ``rounds`` times, the rest by the next cycle. Returns
+        whether the handler ran.
+        """
+        delivered = False
+        while self._batch and rounds:
+            batch, self._batch = self._batch, []
+            self._handler(batch)
+            delivered = True
+            rounds -= 1
+            if self._outbox:            # what the handler queued (answers) goes out now
+                self._flush_outbox()
+        return delivered
 
     def _check_peers(self):
         liveness = self._liveness
@@ -500,7 +526,10 @@ class Transport:
         outbox = self._outbox
         if len(outbox) == 1 and outbox[0][0] is not None:     # the common case: one record
             dest, record = outbox.popleft()
-            self._wire.send(dest, [record])
+            if dest == self.rank:
+                self._wire.deliver_local([record], self._batch)
+            else:
+                self._wire.send(dest, [record])
             return
         per_dest = {}
         callbacks = []
@@ -523,6 +552,9 @@ class Transport:
             fn(*args)
 
     def _send_packet(self, dest, records):
+        if dest == self.rank:           # a call between tesserae of this rank: no MPI (see send)
+            self._wire.deliver_local(records, self._batch)
+            return
         if len(records) <= _MAX_RECORDS:
             self._wire.send(dest, records)
             return

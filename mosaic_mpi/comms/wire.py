@@ -1,9 +1,12 @@
 """Packets over MPI: the only module that imports mpi4py.
 
 Wire format. A *packet* from one rank to another is a header message (tag ``TAG_HEADER``) followed
-by one message per out-of-band buffer chunk (tag ``TAG_DATA``). The header is::
+by its data messages (tag ``TAG_DATA``): one per chunk of each large out-of-band buffer, and
+shared ones that carry the packet's smaller buffers side by side (see *Coalescing* below). The
+header is::
 
-    int64 n | int64 size[0] ... size[n-1] | pickle (protocol 5) of a list of records
+    int64 n = 0 | pickle (protocol 5) of a list of records                  (no buffers), or
+    int64 n | int64 size[0] ... size[n-1] | int64 len(pickle) | pickle | inline buffers
 
 The records' large buffers (numpy arrays, bytes) are kept out of the header pickle by its
 ``buffer_callback`` and sent with ``Isend`` straight from their memory, split into chunks of at most
@@ -124,6 +127,65 @@ class _Chunk:
         self.dest = dest
 
 
+# Coalescing. Each data message of a mid-size buffer costs a rendezvous (MPICH sends anything past
+# its eager limit, tens of KiB, only once the receiver has matched it), and the receiver posts it
+# only once the header is in: a stream of calls with a 64 KiB argument each ran at a few hundred
+# calls/s with one data message per argument. So the buffers of a packet below _COALESCE bytes are
+# copied into the header message itself, after the pickle, while they fit in _INLINE bytes; the
+# rest of them into shared data messages of at most _GROUP bytes. Each buffer starts at a multiple
+# of _ALIGN bytes, so arrays built on it stay aligned. Buffers of _COALESCE bytes or more keep
+# their own messages, sent straight from their memory. Both sides derive the same plan from the
+# header's sizes alone (_plan).
+_COALESCE = 1 << 20
+_INLINE = 1 << 20
+_GROUP = 4 << 20
+_ALIGN = 64
+
+
+def _align(n):
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _plan(sizes, max_chunk):
+    """Where the out-of-band buffers of a packet travel, from their ``sizes`` (bytes) alone.
+
+    Returns
+    -------
+    inline : list of (int, int)
+        ``(index, offset)`` of the buffers carried in the header message, ``offset`` counted from
+        the start of its inline area: buffers below ``_COALESCE`` bytes, in order, while the area
+        stays within ``_INLINE`` bytes.
+    messages : list of [int, list of (int, int)]
+        The data messages, in order: ``[total, members]``. A single member is sent on its own
+        (in chunks of ``max_chunk``); several share one message of ``total`` bytes (at most
+        ``_GROUP`` and ``max_chunk``), buffer ``index`` at byte ``offset``. Buffers of
+        ``_COALESCE`` bytes or more never share.
+    """
+    limit = min(_GROUP, max_chunk)
+    inline = []
+    end = 0                 # end of the inline area so far
+    messages = []
+    group = None
+    for index, size in enumerate(sizes):
+        if size >= _COALESCE:
+            messages.append([size, [(index, 0)]])
+            continue
+        offset = _align(end)
+        if offset + size <= _INLINE and (group is None):
+            inline.append((index, offset))
+            end = offset + size
+            continue
+        if group is not None:
+            offset = _align(group[0])
+            if offset + size <= limit:
+                group[1].append((index, offset))
+                group[0] = offset + size
+                continue
+        group = [size, [(index, 0)]]
+        messages.append(group)
+    return inline, messages
+
+
 # Data messages at least this large prove, when their send completes, that the receiver is alive:
 # far above any MPI library's eager limit (MPICH's and Open MPI's are tens of KiB).
 _PROOF = 1 << 20
@@ -172,6 +234,9 @@ class Wire:
         self.bytes_sent = 0
         self.bytes_received = 0
         self.bytes_broadcast = 0
+        self.packets_sent = 0       # point-to-point packets handed to MPI (to_self: to this rank)
+        self.packets_to_self = 0
+        self.local_packets = 0      # packets to this rank delivered without MPI (deliver_local)
 
     def free(self):
         """Free the communicators (every request must have completed)."""
@@ -191,6 +256,9 @@ class Wire:
         MPI = self._MPI
         comm = self.comm
         body, buffers, held = pack(records)
+        self.packets_sent += 1
+        if dest == self.rank:
+            self.packets_to_self += 1
         if not buffers:
             header = _NO_BUFFERS + body
             self.bytes_sent += len(header)
@@ -204,21 +272,78 @@ class Wire:
                 self.large += 1
             return
         raws = [pickle.PickleBuffer(b).raw() for b in buffers]
-        header = struct.pack(f'<{1 + len(raws)}q', len(raws), *[r.nbytes for r in raws]) + body
+        inline, messages = _plan([r.nbytes for r in raws], self._max_chunk)
+        # int64 n | int64 sizes[n] | int64 len(body) | body | inline area (at a multiple of 64)
+        start = _align(8 * (2 + len(raws)) + len(body))
+        header = np.empty(start + (inline[-1][1] + raws[inline[-1][0]].nbytes if inline else 0),
+                          dtype=np.uint8)
+        struct.pack_into(f'<{2 + len(raws)}q', header, 0, len(raws), *[r.nbytes for r in raws],
+                         len(body))
+        head = 8 * (2 + len(raws))
+        header[head:head + len(body)] = np.frombuffer(body, dtype=np.uint8)
+        for index, offset in inline:
+            part = raws[index]
+            header[start + offset:start + offset + part.nbytes] = np.frombuffer(part, np.uint8)
         packet = _Packet(1, body=header, held=held)
-        packet.large = True
-        self.large += 1
-        self._add(comm.Isend([header, MPI.BYTE], dest, TAG_HEADER), packet)
-        nbytes = len(header)
+        if messages:
+            packet.large = True
+            self.large += 1
+        request = comm.Isend([header, MPI.BYTE], dest, TAG_HEADER)
+        nbytes = header.nbytes
+        if not messages and request.Test():     # eager, and nothing else to send: done
+            for payload in held:
+                payload.release()
+            self.bytes_sent += nbytes
+            return
+        if not messages and nbytes > _EAGER:
+            packet.large = True
+            self.large += 1
+        self._add(request, packet)
         proof = _Chunk(packet, dest)
-        for raw in raws:
-            for start, stop in _chunks(raw.nbytes, self._max_chunk):
+        for total, members in messages:
+            if len(members) == 1:
+                raw = raws[members[0][0]]
+            else:
+                raw = np.empty(total, dtype=np.uint8)
+                for index, offset in members:
+                    part = raws[index]
+                    raw[offset:offset + part.nbytes] = np.frombuffer(part, dtype=np.uint8)
+                raws.append(raw)                # kept alive until the send completes
+            for begin, stop in _chunks(raw.nbytes, self._max_chunk):
                 packet.pending += 1
-                self._add(comm.Isend([raw[start:stop], MPI.BYTE], dest, TAG_DATA),
-                          proof if stop - start >= _PROOF else packet)
+                self._add(comm.Isend([raw[begin:stop], MPI.BYTE], dest, TAG_DATA),
+                          proof if stop - begin >= _PROOF else packet)
             nbytes += raw.nbytes
         packet.buffers = raws
         self.bytes_sent += nbytes
+
+    def deliver_local(self, records, batch):
+        """Hand ``records`` sent by this rank to itself on to ``batch``, without MPI.
+
+        They go through the wire form all the same (:func:`~mosaic_mpi.messages.pack` and
+        ``unpack``): the receiving side gets records and payloads of its own, and copies of the
+        out-of-band buffers (a consumer may change its arrays in place; the sender's stay as
+        they were), as it would from another rank.
+
+        Parameters
+        ----------
+        records : list
+            Records of :mod:`mosaic_mpi.messages`, in send order.
+        batch : list
+            ``(self.rank, record)`` pairs are appended, in order.
+        """
+        body, buffers, held = pack(records)
+        copies = []
+        for buffer in buffers:
+            raw = pickle.PickleBuffer(buffer).raw()
+            target, lent = self.pool.take(raw.nbytes)
+            target[:] = np.frombuffer(raw, dtype=np.uint8)
+            copies.append(lent)
+        for payload in held:
+            payload.release()
+        self.local_packets += 1
+        rank = self.rank
+        batch.extend([(rank, record) for record in unpack(body, copies)])
 
     def broadcast(self, root, payload, sizes, make_record):
         """Post the nonblocking broadcasts of a list of buffers from ``root`` (returns at once).
@@ -303,19 +428,34 @@ class Wire:
                 self.bytes_received += len(header)
                 batch.extend([(source, record) for record in unpack(memoryview(header)[8:], ())])
                 continue
-            packet = _Packet(0, memoryview(header)[8 * (1 + count):], [], source=source)
-            if count:
-                packet.large = True
-                self.large += 1
-                sizes = np.frombuffer(header, dtype=np.int64, count=count, offset=8)
-                for size in sizes.tolist():
-                    buffer, lent = self.pool.take(size)
-                    packet.buffers.append(lent)
-                    for start, stop in _chunks(size, self._max_chunk):
+            if not count:
+                packet = _Packet(0, memoryview(header)[8:], [], source=source)
+            else:
+                fields = struct.unpack_from(f'<{1 + count}q', header, 8)
+                sizes, length = list(fields[:count]), fields[count]
+                head = 8 * (2 + count)
+                view = memoryview(header)
+                packet = _Packet(0, view[head:head + length], [None] * count, source=source)
+                lents = packet.buffers
+                start = _align(head + length)
+                inline, messages = _plan(sizes, self._max_chunk)
+                for index, offset in inline:    # arrays are built on the header's memory
+                    lents[index] = view[start + offset:start + offset + sizes[index]]
+                if messages:
+                    packet.large = True
+                    self.large += 1
+                for total, members in messages:
+                    buffer, lent = self.pool.take(total)
+                    if len(members) == 1:
+                        lents[members[0][0]] = lent
+                    else:
+                        for index, offset in members:
+                            lents[index] = lent[offset:offset + sizes[index]]
+                    for begin, stop in _chunks(total, self._max_chunk):
                         packet.pending += 1
-                        self._add(comm.Irecv([buffer[start:stop], MPI.BYTE], source, TAG_DATA),
+                        self._add(comm.Irecv([buffer[begin:stop], MPI.BYTE], source, TAG_DATA),
                                   packet)
-                    self.bytes_received += size
+                    self.bytes_received += total
             self.bytes_received += len(header)
             queue = self._incoming[source]
             queue.append(packet)

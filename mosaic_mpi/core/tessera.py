@@ -164,7 +164,7 @@ class TesseraClass:
 
     def _create(self, client, rank, args, kwargs):
         tessera_id, init = client.submit_create(self, self.__name__, args, dict(kwargs), rank)
-        return TesseraProxy(self, self.__name__, tessera_id, rank, init)
+        return _proxy_type(self)(self, self.__name__, tessera_id, rank, init)
 
 
 _METHODS = {}       # (class, name) -> _is_method's answer (inspect.getattr_static costs ~2 us)
@@ -371,11 +371,47 @@ class TesseraProxy:
 
 
 def _rebuild_tessera_proxy(cls, name, tessera_id, rank, lender=-1):
-    proxy = TesseraProxy(cls, name, tessera_id, rank, None)
+    proxy = _proxy_type(cls)(cls, name, tessera_id, rank, None)
     client = bound_client()
     if client is not None and client.adopt_tessera(tessera_id, rank, lender):
         object.__setattr__(proxy, '_owned', client)
     return proxy
+
+
+_PROXY_TYPES = {}   # tessera class -> its proxy class
+
+
+def _proxy_type(cls):
+    """The proxy class of the tessera class ``cls``, made once per class.
+
+    A subclass of :class:`TesseraProxy` with one plain method per method of the user's class
+    (``p.step`` is then an ordinary attribute lookup and bound method, not a failed lookup that
+    falls back to ``__getattr__``: about 1 us less per call). Names of the proxy's own API win,
+    as they do with ``__getattr__``; anything else (attributes, methods added later) still goes
+    through ``__getattr__``.
+    """
+    kind = _PROXY_TYPES.get(cls)
+    if kind is not None:
+        return kind
+    user = getattr(cls, '__wrapped__', cls)
+    namespace = {'__slots__': (), '__module__': __name__, '__doc__': TesseraProxy.__doc__}
+    if isinstance(user, type):
+        own = set(dir(TesseraProxy))
+        for name in dir(user):
+            if name in own or (name.startswith('__') and name.endswith('__')):
+                continue
+            if _is_method(cls, name):
+                namespace[name] = _remote_method(name)
+    kind = type('TesseraProxy', (TesseraProxy,), namespace)
+    _PROXY_TYPES[cls] = kind
+    return kind
+
+
+def _remote_method(name):
+    def call(self, *args, **kwargs):
+        return self._submit(Op.CALL, name, args, kwargs)
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 class _RemoteMethod:

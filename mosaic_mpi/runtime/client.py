@@ -22,6 +22,7 @@ from ..messages import (make_id, anonymous_tessera_id, id_run, Ask, Call, Create
                         Dependency, Drop, Fetch, Op, Query, Select, Value)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import pack_error, unpack_error
+from .gcpause import QueuedCalls
 from .refcounts import RefCounts, TASK, TESSERA
 
 __all__ = ['Client', 'LoopBridge', 'Requests']
@@ -159,6 +160,7 @@ class Client:
         self._run = id_run(make_id(rank, first_id))
         self.outstanding = 0
         self.submitted = 0              # tasks submitted by this rank so far (barrier waves)
+        self.queued_calls = QueuedCalls()   # the GC skips long queues of calls (gcpause)
         self.timeline = None            # a Timeline when tracing
         self.cycles = None              # a CycleDetector on workers (methods waiting on calls)
         self.max_pending = max_pending  # calls in flight per worker before submitting blocks
@@ -254,6 +256,7 @@ class Client:
             self._tasks[state.task_id] = state
             self.outstanding += 1
             self.submitted += 1
+            self.queued_calls.submitted(self.submitted, self.outstanding)
             pending = self._pending[owner] = self._pending.get(owner, 0) + 1
             if pending > self.max_pending and self.rank == 0:
                 # Back-pressure (S32): the head waits for the worker to catch up. Completions
@@ -596,6 +599,7 @@ class Client:
             pin, state.pin = state.pin, 0
             self.outstanding -= 1
             if self.outstanding == 0:
+                self.queued_calls.drained()
                 self._idle.notify_all()
             pending = self._pending[state.owner] = self._pending[state.owner] - 1
             if pending == self.max_pending:
@@ -611,7 +615,19 @@ class Client:
             self._drop(state)
         del holds
 
+    def value_arrived(self, task_id):
+        """A successful Value of task ``task_id`` reached this rank (progress thread).
+
+        If this client submitted the task, it is done: its owner sends no Completed after a
+        Value to the task's caller (see ``Worker._finished``).
+        """
+        state = self._tasks.get(task_id)
+        if state is not None and state.status not in _FINISHED:
+            self._finish(state, None)
+
     def _on_value(self, state, selector, record):
+        if record.ok and state.status not in _FINISHED:
+            self.value_arrived(state.task_id)
         with self._lock:
             waiters = state.fetching.pop(selector, []) if state.fetching else []
         by_loop = {}

@@ -124,6 +124,7 @@ class Runtime:
                                  run=id_run(make_id(0, first_id)))
             self.worker.output = self.output
             self.worker.objects = self.objects
+            self.worker.value_arrived = self.client.value_arrived
         self.timeline = Timeline(self.rank) if config.trace else None
         self.client.timeline = self.timeline
         if self.worker is not None:
@@ -437,6 +438,7 @@ class Runtime:
             sys.stderr.flush()
             abort_world(code or 1)
         _log.debug('head: every worker stopped; closing the transport')
+        self.client.queued_calls.drained()      # a failed run may leave calls outstanding
         if not self.transport.close():
             _log.warning('head: the progress thread did not end in time')
         elif self._detach is not None:
@@ -496,6 +498,7 @@ class Runtime:
             if self.worker.collective is not None:
                 self.worker.collective.close()
             clean = self.transport.close(1.0 if interrupted else 10.0) and not stuck
+            self.client.queued_calls.drained()
             self.loop.close()
             if clean and not interrupted and self._detach is not None:
                 self._detach()

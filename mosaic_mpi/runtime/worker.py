@@ -252,6 +252,10 @@ class Worker:
         self.stop_code = None           # set when the head ends a failed run
         self.in_user_code = False       # the main thread is running a method (progress: read)
         self.stopped = loop.create_future()
+        # (task id, rank) of the last successful Value sent: a Value to the caller of a task
+        # tells it that the task is done, so its Completed is left out (Client._on_value)
+        self.implied = None
+        self.value_arrived = None       # the rank's Client.value_arrived (set by the runtime)
         self.objects = None             # the rank's Objects (answers fetches of warehouse objects)
         self.collective = None          # the CollectiveRunner, from the first collective member
         self._joining = None            # JoinGroup: the next tessera is a collective member
@@ -358,6 +362,8 @@ class Worker:
 
     def _answer(self, record, entry):
         reply = value_for(record, entry, self.threshold)
+        if reply.ok:
+            self.implied = (record.task_id, record.requester)
         if self.timeline is not None:
             self.timeline.sent(record.task_id, reply.payload.nbytes)
         self.transport.send(record.requester, reply)
@@ -455,9 +461,13 @@ class Worker:
             self.warehouse.subscribe(dep.task_id, lambda entry: self._fill_local(task, dep, entry))
             return
         request_id = self.requests.new(
-            lambda record: self.bridge.post(self.loop, self._fill_remote, task, dep, record),
-            dep.owner)
+            lambda record: self._on_dependency(task, dep, record), dep.owner)
         self.transport.send(dep.owner, Fetch(request_id, dep.task_id, dep.selector, self.rank))
+
+    def _on_dependency(self, task, dep, record):
+        if record.ok and self.value_arrived is not None:
+            self.value_arrived(dep.task_id)     # a call of this rank's: the Value says it is done
+        self.bridge.post(self.loop, self._fill_remote, task, dep, record)
 
     def _fill_local(self, task, dep, entry):
         if not entry.ok:
@@ -500,7 +510,9 @@ class Worker:
         if self.timeline is not None:
             self.timeline.finish(task, label.split('.')[0], error is not None)
         if error is None:
-            self.warehouse.put(task.uid, Entry(True, value, None, label))
+            self.warehouse.put(task.uid, Entry(True, value, None, label))   # answers its fetches
+            if self.implied == (task.uid, task.sender):
+                return          # its caller fetched the value: the Value went out, it implies this
             reply = None
         else:
             _log.debug('worker:%d: task %d (%s) failed: %s: %s', self.rank, task.uid, task.method,
