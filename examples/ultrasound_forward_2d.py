@@ -32,8 +32,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ultrasound.discretisation import SPACE_ORDERS, STENCILS  # noqa: E402
 from ultrasound.job import (DEFAULTS, DispersionWarning, ShotConfig, build_config,  # noqa: E402
                             forward_model_serial)
-from ultrasound.output import plot_shots, write_traces  # noqa: E402
+from ultrasound.output import plot_shots, provenance, write_traces  # noqa: E402
 from ultrasound.wavelets import WAVELETS  # noqa: E402
+
+
+#: ``--progress`` choice -> the runtime's ``progress`` setting (``True``: only on a terminal).
+PROGRESS = {'auto': True, 'always': 'always', 'never': False}
 
 
 class RankZeroArgumentParser(argparse.ArgumentParser):
@@ -71,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     -------
     argparse.Namespace
         ``model, shots, steps, transducers, frequency, wavelet, absorbing, space_order,
-        stencil, output, serial``.
+        stencil, output, serial, trace, progress``.
     """
     parser = RankZeroArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--model', metavar='PATH',
@@ -100,6 +104,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='output directory (default ./%(default)s)')
     parser.add_argument('--serial', action='store_true',
                         help='compute every shot in this process, without the runtime')
+    parser.add_argument('--trace', metavar='FILE',
+                        help="write the runtime's task timeline to FILE (Chrome Trace Event "
+                             "JSON; open it in https://ui.perfetto.dev or draw it with "
+                             "python -m mosaic_mpi.trace FILE -o timeline.png)")
+    parser.add_argument('--progress', choices=('auto', 'always', 'never'), default='auto',
+                        help="progress bar of the shots on standard error: auto (default) "
+                             "when it is a terminal, always, or never")
     return parser.parse_args(argv)
 
 
@@ -178,6 +189,39 @@ def check_output_directory(path: str) -> str:
     return path
 
 
+def check_trace_path(path: str, serial: bool) -> str:
+    """Check that the ``--trace`` file can be written (its directory is created if missing).
+
+    Parameters
+    ----------
+    path : str
+        The ``--trace`` file.
+    serial : bool
+        Whether ``--serial`` was given (then there is no runtime, so no timeline).
+
+    Returns
+    -------
+    str
+        ``path``, unchanged.
+
+    Raises
+    ------
+    ValueError
+        With ``--serial``, if ``path`` is a directory, or if its directory cannot be
+        created or written in; the message names ``path``.
+    """
+    if serial:
+        raise ValueError('--trace records the runtime\'s tasks; --serial runs none '
+                         '(drop one of them)')
+    if os.path.isdir(path):
+        raise ValueError(f'trace file {path!r} is a directory')
+    try:
+        check_output_directory(os.path.dirname(os.path.abspath(path)))
+    except ValueError as exc:
+        raise ValueError(f'trace file {path!r}: {exc}') from None
+    return path
+
+
 def prepare(argv=None):
     """Parse the options, build the job and check the output directory, or exit with code 2.
 
@@ -196,8 +240,8 @@ def prepare(argv=None):
     SystemExit
         Code 2 for bad options, an unusable model or an unusable output directory
         (argparse's convention), after rank 0 printed ``error: <message naming the file and
-        the problem>``. The output directory is checked only once the model is valid, so
-        bad input creates no directory.
+        the problem>``. The output directory (and the ``--trace`` file's) is checked only
+        once the model is valid, so bad input creates no directory.
     """
     args = parse_args(argv)
     try:
@@ -210,6 +254,8 @@ def prepare(argv=None):
                                   wavelet=args.wavelet, absorbing=args.absorbing,
                                   space_order=args.space_order, stencil=args.stencil)
         check_output_directory(args.output)
+        if args.trace is not None:
+            check_trace_path(args.trace, args.serial)
     except ValueError as exc:            # ModelError is a ValueError
         fail(str(exc))
     if launcher_rank() == 0:
@@ -272,7 +318,8 @@ def finish(args, config: ShotConfig, traces, workers: int, solve_time: float) ->
     solve_time : float
         Wall time of the shots, s.
     """
-    h5_path = write_traces(os.path.join(args.output, 'traces.h5'), config, traces)
+    h5_path = write_traces(os.path.join(args.output, 'traces.h5'), config, traces,
+                           provenance=provenance(config, workers=workers))
     png_path = plot_shots(os.path.join(args.output, 'shots.png'), config, traces)
     model = config.model
     print(f'model       {model.source}: {model.shape[0]} x {model.shape[1]} cells, spacing '
@@ -310,8 +357,10 @@ def run_distributed(args, config: ShotConfig) -> None:
     """Compute the job on the runtime and write the outputs (on the head).
 
     One ``ShotSolver`` tessera per worker is built with the job's model, geometry and
-    wavelet; shot ``k`` runs on member ``k mod W``. Every rank calls this; workers serve
-    inside ``mosaic.run`` and do not return from it.
+    wavelet; shot ``k`` runs on member ``k mod W``. The shots are gathered as one batch,
+    with a progress bar (``--progress``). Every rank calls this; workers serve inside
+    ``mosaic.run`` and do not return from it. With ``--trace FILE`` the runtime writes the
+    task timeline to ``FILE`` when the run ends, and the head prints how to draw it.
 
     Parameters
     ----------
@@ -332,10 +381,17 @@ def run_distributed(args, config: ShotConfig) -> None:
         await solvers
         tasks = [solvers[k % workers].run_shot(int(source))
                  for k, source in enumerate(config.source_indices)]
-        results = await mosaic.gather([task.result() for task in tasks])
+        results = await mosaic.gather([task.result() for task in tasks],
+                                      progress=PROGRESS[args.progress])
         finish(args, config, np.stack(results), workers, time.perf_counter() - tic)
 
-    mosaic.run(main)
+    started = time.time()
+    mosaic.run(main, trace=args.trace)
+    # The head only (workers end inside run()); the runtime reports a trace it could not write.
+    if args.trace is not None and os.path.isfile(args.trace) \
+            and os.path.getmtime(args.trace) >= started - 1:
+        print(f'trace       {args.trace} (draw it: python -m mosaic_mpi.trace {args.trace} '
+              f'-o timeline.png)')
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 """Tests of the ultrasound example's physics and CLI, in a single process (no runtime)."""
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -361,3 +362,39 @@ def test_write_traces_checks_shape(tmp_path):
                           steps=5, transducers=8, frequency=1e5)
     with pytest.raises(ValueError, match='expected'):
         write_traces(tmp_path / 't.h5', config, np.zeros((1, 8, 4), np.float32))
+
+
+def test_write_traces_records_units_time_axis_and_provenance(tmp_path):
+    from ultrasound.output import model_checksum, provenance
+
+    path = write_model(tmp_path / 'model.h5', homogeneous((40, 40)), spacing=(1e-3, 1e-3))
+    config = build_config(path, shots=1, steps=7, transducers=8, frequency=1e5)
+    digest, of = model_checksum(config.model)
+    with open(path, 'rb') as f:
+        assert (digest, of) == (hashlib.sha256(f.read()).hexdigest(), 'file')
+    record = provenance(config, argv=['job.py', '--name', 'two words'], workers=3)
+    assert record['command_line'].endswith("job.py --name 'two words'")
+    traces = np.zeros((1, 8, 7), np.float32)
+    write_traces(tmp_path / 't.h5', config, traces, provenance=record)
+    with h5py.File(tmp_path / 't.h5', 'r') as f:
+        assert f['time'][()].tolist() == [n * config.dt for n in range(7)]
+        assert f['time'].attrs['units'] == 's' and f['traces'].attrs['units'] == 'arbitrary'
+        assert f.attrs['model_sha256'] == digest and f.attrs['workers'] == 3
+        assert f.attrs['absorbing_units'] == 'cells' and f.attrs['num_steps'] == 7
+    # an array model (no file) is checksummed by its float32 bytes
+    array_model = SoundSpeedModel(homogeneous((40, 40)), (1e-3, 1e-3))
+    assert model_checksum(array_model) == (
+        hashlib.sha256(homogeneous((40, 40)).tobytes()).hexdigest(), 'array')
+
+
+def test_cli_trace_needs_the_runtime_and_a_writable_place(tmp_path):
+    result = run_script(*QUICK, '--serial', '--trace', str(tmp_path / 't.json'),
+                        '--output', str(tmp_path / 'out'))
+    assert_one_error_line(result, '--trace', '--serial')
+    regular = tmp_path / 'file.txt'
+    regular.write_text('not a directory')
+    for path in (regular / 'trace.json', tmp_path):
+        result = run_script(*QUICK, '--trace', str(path), '--output', str(tmp_path / 'out'))
+        assert_one_error_line(result, repr(str(path)), 'trace file')
+    result = run_script(*QUICK, '--progress', 'sometimes')
+    assert result.returncode == 2 and "invalid choice: 'sometimes'" in result.stderr

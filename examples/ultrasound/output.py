@@ -2,21 +2,128 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import os
+import shlex
+import sys
+from datetime import datetime, timezone
 
 import numpy as np
 
-__all__ = ['write_traces', 'read_traces', 'plot_shots']
+__all__ = ['write_traces', 'read_traces', 'plot_shots', 'model_checksum', 'provenance']
+
+#: ``units`` attribute of each dataset of the traces file. The solver's pressure is linear in
+#: the wavelet, which has no physical scale (``AcousticSolver2D.run_shot``): "arbitrary".
+DATASET_UNITS = dict(traces='arbitrary', model='m/s', positions='m', wavelet='arbitrary',
+                     time='s')
+
+#: Units of the root group's numeric attributes, stored beside them as ``<name>_units``.
+ATTRIBUTE_UNITS = dict(dt='s', spacing='m', frequency='Hz', absorbing='cells',
+                       duration='s')
 
 
-def write_traces(path, config, traces: np.ndarray) -> str:
-    """Write the traces and their metadata to an HDF5 file.
+def model_checksum(model):
+    """SHA-256 of the input model: of the file it was read from, else of its array.
 
-    Datasets: ``traces`` (float32, ``(shots, receivers, steps)``), ``model`` (float32, m/s),
-    ``source_indices`` (int64), ``positions`` (float64, ``(transducers, 2)``, m),
-    ``wavelet`` (float32, ``(steps,)``). Attributes: ``dt`` (s), ``spacing`` (m),
-    ``frequency`` (Hz), ``wavelet_kind``, ``num_steps``, ``space_order``, ``stencil``,
-    ``absorbing`` (cells), ``model_source``.
+    Parameters
+    ----------
+    model : ultrasound.model.SoundSpeedModel
+        The job's model.
+
+    Returns
+    -------
+    digest : str
+        64 hexadecimal digits.
+    of : str
+        ``'file'`` (the bytes of ``model.source``) or ``'array'`` (the bytes of
+        ``model.data``, float32 in C order, for the built-in phantom or a model built in
+        memory).
+    """
+    if os.path.isfile(model.source):
+        digest = hashlib.sha256()
+        with open(model.source, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+        return digest.hexdigest(), 'file'
+    data = np.ascontiguousarray(model.data, dtype=np.float32)
+    return hashlib.sha256(data.tobytes()).hexdigest(), 'array'
+
+
+def _solver_defaults():
+    """Settings of ``AcousticSolver2D`` that the job leaves at their defaults."""
+    from .solver import AcousticSolver2D
+    from .boundary import PML_REFLECTION
+
+    parameters = inspect.signature(AcousticSolver2D).parameters
+    boundary = parameters['boundary'].default
+    reflection = parameters['reflection'].default
+    if reflection is None:
+        reflection = PML_REFLECTION if boundary == 'pml' else 1e-3
+    return dict(boundary=boundary, reflection=float(reflection),
+                time_correction=bool(parameters['time_correction'].default))
+
+
+def provenance(config, argv=None, workers=None):
+    """Provenance attributes of a traces file: what made it, from what, when and how.
+
+    Parameters
+    ----------
+    config : ultrasound.job.ShotConfig
+        The job.
+    argv : list of str, optional
+        The command line (default ``sys.argv``); recorded shell-quoted after the
+        interpreter's name.
+    workers : int, optional
+        Processes that computed the shots (``None``: not recorded).
+
+    Returns
+    -------
+    dict
+        ``mosaic_mpi_version, python_version, numpy_version, h5py_version, command_line,
+        created_utc`` (ISO 8601, UTC, seconds), ``model_sha256, model_sha256_of`` (see
+        :func:`model_checksum`), ``solver, boundary, pml_reflection, time_correction`` and,
+        if given, ``workers``.
+    """
+    import h5py
+    import mosaic_mpi
+
+    argv = list(sys.argv if argv is None else argv)
+    digest, of = model_checksum(config.model)
+    solver = _solver_defaults()
+    record = dict(mosaic_mpi_version=mosaic_mpi.__version__,
+                  python_version='.'.join(map(str, sys.version_info[:3])),
+                  numpy_version=np.__version__, h5py_version=h5py.__version__,
+                  command_line=shlex.join([os.path.basename(sys.executable)] + argv),
+                  created_utc=datetime.now(timezone.utc).isoformat(timespec='seconds'),
+                  model_sha256=digest, model_sha256_of=of,
+                  solver='AcousticSolver2D (ultrasound.solver)',
+                  boundary=solver['boundary'], pml_reflection=solver['reflection'],
+                  time_correction=solver['time_correction'])
+    if workers is not None:
+        record['workers'] = int(workers)
+    return record
+
+
+def write_traces(path, config, traces: np.ndarray, provenance=None) -> str:
+    """Write the traces, their axes and metadata to an HDF5 file.
+
+    Datasets, each with a ``units`` attribute (:data:`DATASET_UNITS`):
+
+    - ``traces``: float32, ``(shots, receivers, steps)``, pressure in arbitrary units (the
+      solver's pressure is linear in the wavelet, which has no physical scale); its
+      dimensions are labelled ``shot``, ``receiver``, ``time`` and the last has ``time`` as
+      its dimension scale;
+    - ``time``: float64, ``(steps,)``, s: ``t_n = n dt``, the sample times of every trace;
+    - ``model``: float32, ``(nx, ny)``, m/s;
+    - ``source_indices``: int64, ``(shots,)``: the transducer fired in each shot;
+    - ``positions``: float64, ``(transducers, 2)``, m;
+    - ``wavelet``: float32, ``(steps,)``, arbitrary units.
+
+    Root attributes: ``dt``, ``spacing``, ``frequency``, ``absorbing``, ``duration``
+    (``num_steps * dt``), each with its unit in ``<name>_units``; ``wavelet_kind``,
+    ``num_steps``, ``space_order``, ``stencil``, ``model_source``; and the ``provenance``
+    items (see :func:`provenance`).
 
     Parameters
     ----------
@@ -26,6 +133,8 @@ def write_traces(path, config, traces: np.ndarray) -> str:
         The job that produced the traces.
     traces : np.ndarray
         float32, shape ``(num_shots, num_transducers, num_steps)``.
+    provenance : dict, optional
+        Extra root attributes (strings, numbers, booleans), normally :func:`provenance`'s.
 
     Returns
     -------
@@ -46,16 +155,26 @@ def write_traces(path, config, traces: np.ndarray) -> str:
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with h5py.File(path, 'w') as f:
-        f.create_dataset('traces', data=traces)
+        data = f.create_dataset('traces', data=traces)
+        time = f.create_dataset('time', data=np.arange(config.num_steps) * config.dt)
         f.create_dataset('model', data=config.model.data)
         f.create_dataset('source_indices', data=np.asarray(config.source_indices, np.int64))
         f.create_dataset('positions', data=config.geometry.positions)
         f.create_dataset('wavelet', data=config.wavelet)
+        for name, units in DATASET_UNITS.items():
+            f[name].attrs['units'] = units
+        data.attrs['quantity'] = 'pressure'
+        time.make_scale('time')
+        for axis, label in enumerate(('shot', 'receiver', 'time')):
+            data.dims[axis].label = label
+        data.dims[2].attach_scale(time)
         f.attrs.update(dt=config.dt, spacing=np.asarray(config.model.spacing),
                        frequency=config.frequency, wavelet_kind=config.wavelet_kind,
-                       num_steps=config.num_steps, space_order=config.space_order,
-                       stencil=config.stencil,
+                       num_steps=config.num_steps, duration=config.num_steps * config.dt,
+                       space_order=config.space_order, stencil=config.stencil,
                        absorbing=config.absorbing, model_source=config.model.source)
+        f.attrs.update({f'{name}_units': units for name, units in ATTRIBUTE_UNITS.items()})
+        f.attrs.update(provenance or {})
     return path
 
 
