@@ -58,4 +58,3 @@ def free_group(comm):
     """Free a communicator made by :func:`create_group` (local in MPICH and Open MPI: it sends
     nothing, so members may free it at different times)."""
     comm.Free()
-
