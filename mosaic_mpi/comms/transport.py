@@ -152,6 +152,18 @@ class Transport:
         if self._sleeping:
             self._wake.set()
 
+    def flush_now(self):
+        """The calling loop thread has nothing left to do before it waits: send what is queued
+        now, from here, rather than at that wait (which would send the same records, later).
+
+        Only for the assisting loop's thread while the progress thread stands aside (otherwise
+        :meth:`send` has already handed the records on); a no-op if another thread is in a cycle.
+        """
+        if self._outbox and self._standing_aside:
+            ident = threading.get_ident()
+            if ident == self._assistant and self._guest is None:
+                self._flush_here(ident)
+
     def _drive(self, ident, fn, wait=False):
         """Run ``fn()`` under the progress lock on this thread: ``(True, its value)``, or
         ``(False, None)`` if another thread holds the lock and ``wait`` is false."""

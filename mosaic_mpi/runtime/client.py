@@ -74,13 +74,36 @@ class LoopBridge:
                 pass
 
 
+    @staticmethod
+    def about_to_wait(loop):
+        """Whether ``loop`` (running, called from its thread) has nothing else to run before it
+        next waits: no other ready callback, and no item left in the batch running now.
+
+        Records queued then can go out at once (``Transport.flush_now``) instead of at that wait:
+        nothing else would be batched with them. Always false for a loop that is not one of
+        asyncio's own (its ready queue cannot be seen).
+        """
+        return not _items_left and not getattr(loop, '_ready', True)
+
+
+_items_left = 0     # items of the _run_items batch running on this rank that are still to run
+
+
 def _run_items(loop, items):
-    for fn, args in items:
-        try:
-            fn(*args)
-        except Exception as exc:
-            loop.call_exception_handler({'message': 'mosaic_mpi callback failed',
-                                         'exception': exc})
+    global _items_left
+    outer = _items_left
+    left = len(items)
+    try:
+        for fn, args in items:
+            left -= 1
+            _items_left = left
+            try:
+                fn(*args)
+            except Exception as exc:
+                loop.call_exception_handler({'message': 'mosaic_mpi callback failed',
+                                             'exception': exc})
+    finally:
+        _items_left = outer
 
 
 class Requests:
@@ -403,9 +426,12 @@ class Client:
             await self.fetch(state, Select.DONE)
             return
         if state.status not in _FINISHED:
-            future = asyncio.get_running_loop().create_future()
-            self.add_callback(state, future.get_loop(),
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self.add_callback(state, loop,
                               lambda _: future.done() or future.set_result(None), resolves=True)
+            if self._bridge.about_to_wait(loop):
+                self._transport.flush_now()     # a call queued just before goes out now
             await self._watched(state, future)
         error = self.error_of(state)
         if error is not None:
@@ -435,6 +461,8 @@ class Client:
             request_id = self._requests.new(lambda record: self._on_value(state, selector, record),
                                             state.owner)
             self._transport.send(state.owner, Fetch(request_id, state.task_id, selector, self.rank))
+            if self._bridge.about_to_wait(loop):
+                self._transport.flush_now()     # the call and its fetch leave now, together
         return await self._watched(state, future)
 
     async def _watched(self, state, future):
