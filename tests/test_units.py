@@ -475,3 +475,24 @@ def test_long_queues_of_calls_are_frozen_for_the_collector_and_thawed_when_drain
     queued.drained()
     assert gc.collect() >= 1
 
+
+def test_liveness_says_when_it_next_has_work_and_loses_a_silent_peer_on_time():
+    # The transport checks its peers only once ``due`` has passed (not every progress cycle):
+    # heartbeats still go out every interval and a silent peer is still lost after the timeout.
+    from mosaic_mpi.comms.liveness import Liveness
+    live = Liveness([1, 2], interval=0.5, timeout=2.0, now=0.0)
+    assert live.due == 0.0
+    assert live.tick(0.0) == ([1, 2], [])
+    assert live.due == 0.5
+    assert live.tick(0.3) == ([], [])           # before ``due``: nothing to do
+    beats = lost = []
+    now = 0.5
+    while now < 3.0:
+        live.heard(2, now)                      # 2 keeps talking, 1 stays silent
+        beats, lost = live.tick(now)
+        if lost:
+            break
+        assert live.due > now
+        now = live.due
+    assert lost == [(1, now)] and 2.0 < now <= 2.5
+    assert list(live.last_heard) == [2] and live.due > now

@@ -114,6 +114,7 @@ class Transport:
         self._idle_hooks = []
         self._batch = []
         self._liveness = None
+        self._peers_due = 0.0           # when the liveness check has something to do next
         self._on_lost = None
         self._beat = None
         self._thread = threading.Thread(target=self._run, name=f'mosaic-progress-r{self.rank}',
@@ -231,6 +232,7 @@ class Transport:
         self._beat = beat
         self._on_lost = on_lost
         self._liveness = Liveness(peers, interval, timeout, time.monotonic())
+        self._peers_due = 0.0
 
     def unwatch(self, rank=None):
         """Stop watching ``rank`` (every peer if ``None``): it is stopping normally."""
@@ -494,8 +496,8 @@ class Transport:
             busy = True
         if self._wire.requests and self._wire.test(self._batch):
             busy = True
-        if self._liveness is not None:
-            self._check_peers()
+        if self._liveness is not None and self._last_cycle >= self._peers_due:
+            self._check_peers()         # not every cycle: heartbeats are due every 0.5 s or so
         delivered = self._handle()
         if self._batch:                 # records to this rank left for the next cycle
             busy = True
@@ -533,6 +535,7 @@ class Transport:
             self._wire.send(rank, [self._beat])
         for rank, silence in lost:
             self._on_lost(rank, silence)
+        self._peers_due = liveness.due
 
     def _flush_outbox(self):
         outbox = self._outbox

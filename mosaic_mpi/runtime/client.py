@@ -178,6 +178,7 @@ class Client:
         self._threshold = oob_threshold
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._draining = 0              # threads waiting in drain()
         self._tasks = {}
         self._counter = itertools.count(first_id)
         self._run = id_run(make_id(rank, first_id))
@@ -596,7 +597,11 @@ class Client:
             ``True`` if all finished within ``timeout`` seconds.
         """
         with self._idle:
-            return self._idle.wait_for(lambda: self.outstanding == 0, timeout)
+            self._draining += 1
+            try:
+                return self._idle.wait_for(lambda: self.outstanding == 0, timeout)
+            finally:
+                self._draining -= 1
 
     async def barrier(self):
         """Wait until every task submitted so far has finished (errors are not raised)."""
@@ -628,7 +633,8 @@ class Client:
             self.outstanding -= 1
             if self.outstanding == 0:
                 self.queued_calls.drained()
-                self._idle.notify_all()
+                if self._draining:
+                    self._idle.notify_all()
             pending = self._pending[state.owner] = self._pending[state.owner] - 1
             if pending == self.max_pending:
                 self._room.notify_all()
@@ -657,7 +663,11 @@ class Client:
         if record.ok and state.status not in _FINISHED:
             self.value_arrived(state.task_id)
         with self._lock:
-            waiters = state.fetching.pop(selector, []) if state.fetching else []
+            waiters = state.fetching.pop(selector, ()) if state.fetching else ()
+        if len(waiters) == 1:           # the common case: one coroutine awaits the value
+            loop, future = waiters[0]
+            self._bridge.resolve(loop, self._resolve, state, selector, record, (future,))
+            return
         by_loop = {}
         for loop, future in waiters:
             by_loop.setdefault(loop, []).append(future)
