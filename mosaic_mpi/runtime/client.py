@@ -52,7 +52,11 @@ class LoopBridge:
         resumes in the same loop iteration.
         """
         if asyncio._get_running_loop() is loop:
-            _run_items(loop, ((fn, args),))
+            try:
+                fn(*args)
+            except Exception as exc:
+                loop.call_exception_handler({'message': 'mosaic_mpi callback failed',
+                                             'exception': exc})
         else:
             self.post(loop, fn, *args)
 
