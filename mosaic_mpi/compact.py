@@ -2,10 +2,11 @@
 
 A call without dependencies and without out-of-band buffers, the fetch of its value, the value
 that answers it and a completion without error are packed here with :mod:`struct` instead of
-pickled as tuples (:func:`mosaic_mpi.messages.pack`): about twice as fast to pack, and a
-third fewer bytes for a call and its fetch. A packet holding any other record (or one of these with dependencies, buffers,
-an error or an output-key selector) keeps the pickled form; :func:`mosaic_mpi.messages.unpack`
-tells the two apart by the first byte (a protocol-5 pickle starts with ``0x80``).
+pickled as tuples (:func:`mosaic_mpi.messages.pack`): about twice as fast to pack (measured in
+bench/README.md, *Round trip of one awaited call*), and a third fewer bytes for a call and its
+fetch. A packet holding any other record (or one of these with dependencies, buffers, an error
+or an output-key selector) keeps the pickled form; :func:`mosaic_mpi.messages.unpack` tells the
+two apart by the first byte (a protocol-5 pickle starts with ``0x80``).
 
 Layout (little-endian): the marker byte, then per record a one-byte type code (the codes of
 :mod:`mosaic_mpi.messages`) and its fields:
