@@ -77,7 +77,6 @@ class LoopBridge:
             except RuntimeError:       # the loop has been closed: nobody waits any more
                 pass
 
-
     @staticmethod
     def about_to_wait(loop):
         """Whether ``loop`` (running, called from its thread) has nothing else to run before it
@@ -90,7 +89,10 @@ class LoopBridge:
         return not _items_left and not getattr(loop, '_ready', True)
 
 
-_items_left = 0     # items of the _run_items batch running on this rank that are still to run
+# Items of the _run_items batch running on this rank that are still to run. One for the rank, not
+# per thread: should two loop threads run batches at once, a wrong reading only sends a packet
+# sooner or later than it could have gone (flush_now keeps the order), never out of order.
+_items_left = 0
 
 
 def _run_items(loop, items):
