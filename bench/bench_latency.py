@@ -34,8 +34,8 @@ import time
 from mpi4py import MPI
 
 import mosaic_mpi as mosaic
-from _common import (Bench, Table, add_experiment_options, idle_barrier, run_benchmark, summary,
-                     thread_cpu_seconds, write_json)
+from _common import (Bench, Table, add_experiment_options, cpu_seconds, idle_barrier,
+                     run_benchmark, summary, thread_cpu_seconds, write_json)
 
 
 def parse_args(argv=None):
@@ -86,11 +86,14 @@ def raw_ping_pong(comm, calls, warmup):
 
     Returns
     -------
-    list of float or None
+    samples : list of float or None
         Seconds per round trip, on rank 0; ``None`` elsewhere.
+    cpu : float or None
+        CPU us per round trip of ranks 0 and 1 together (process time), on rank 0.
     """
     rank = comm.Get_rank()
     samples = None
+    cpu = time.process_time()
     if rank == 0:
         samples = []
         clock = time.perf_counter
@@ -104,8 +107,10 @@ def raw_ping_pong(comm, calls, warmup):
         for _ in range(warmup + calls):
             comm.recv(source=0)
             comm.send(None, 0)
+    cpu = (time.process_time() - cpu) / (warmup + calls) * 1e6
+    cpu = comm.reduce(cpu if rank <= 1 else 0.0, root=0)
     idle_barrier(comm)
-    return samples
+    return samples, cpu
 
 
 def raw_pipelined(comm, count, workers):
@@ -159,7 +164,8 @@ def raw_phase(args):
         ``pipelined_2`` (elapsed seconds). Empty elsewhere.
     """
     comm = MPI.COMM_WORLD
-    out = {'ping_pong': raw_ping_pong(comm, args.calls, args.warmup),
+    ping_pong, ping_pong_cpu = raw_ping_pong(comm, args.calls, args.warmup)
+    out = {'ping_pong': ping_pong, 'ping_pong_cpu': ping_pong_cpu,
            'pipelined_1': raw_pipelined(comm, args.pipelined, 1)}
     if comm.Get_size() >= 3:
         out['pipelined_2'] = raw_pipelined(comm, args.pipelined, 2)
@@ -259,8 +265,18 @@ def make_main(args, raw):
         workers = runtime.workers
         first = Bench.remote(runtime=workers[0])
         await first
-        rt_result = summary(await round_trips(first, args.calls, args.warmup, fetch=True))
-        rt_wait = summary(await round_trips(first, args.calls, args.warmup, fetch=False))
+        rt_cpu = {}
+        for fetch in (True, False):
+            head_cpu, (worker_cpu, _) = cpu_seconds(), await first.cpu().result()
+            samples = await round_trips(first, args.calls, args.warmup, fetch=fetch)
+            head_end, (worker_end, _) = cpu_seconds(), await first.cpu().result()
+            calls = args.calls + args.warmup + 1        # the cpu() call itself is a round trip
+            rt_cpu[fetch] = ((head_end - head_cpu) / calls * 1e6,
+                             (worker_end - worker_cpu) / calls * 1e6)
+            if fetch:
+                rt_result = summary(samples)
+            else:
+                rt_wait = summary(samples)
         await pipelined([first], min(1000, args.pipelined))            # warm-up
         profile = cProfile.Profile() if args.profile else None
         head_before, worker_before = thread_cpu_seconds(), await first.thread_cpu().result()
@@ -281,6 +297,11 @@ def make_main(args, raw):
                        f'raw {raw_rt["p10"] * 1e6:.1f}/{raw_rt["p90"] * 1e6:.1f}')
         table.add('round trip, await p.noop() (median)', 'us', rt_wait['median'] * 1e6,
                   raw_rt['median'] * 1e6, note='completion only, no fetch')
+        for fetch, label in ((True, 'await p.noop().result()'), (False, 'await p.noop()')):
+            head_us, worker_us = rt_cpu[fetch]
+            table.add(f'CPU per round trip, {label}, head + worker', 'us', head_us + worker_us,
+                      raw['ping_pong_cpu'], note=f'head {head_us:.1f}, worker {worker_us:.1f} '
+                      f'(process CPU, all threads; raw: both ranks)')
         table.add(f'pipelined, 1 worker, N={n:,}', 'calls/s', n / total_1,
                   n / raw['pipelined_1'],
                   note=f'mosaic submit {submit_1 / n * 1e6:.1f} us/call')

@@ -37,9 +37,12 @@ def run_mosaic(calls, timeout):
     """One ``bench_latency.py`` run: ``(result us, wait us, raw ping-pong us)`` medians."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'latency.json')
+        # This checkout's mosaic_mpi, not whichever one is installed (unless PYTHONPATH says).
+        env = dict(os.environ)
+        env.setdefault('PYTHONPATH', os.path.dirname(HERE))
         subprocess.run(['mpiexec', '-n', '2', sys.executable, os.path.join(HERE, 'bench_latency.py'),
                         '--calls', str(calls), '--pipelined', '2000', '--json', path],
-                       check=True, timeout=timeout, stdout=subprocess.DEVNULL)
+                       check=True, timeout=timeout, stdout=subprocess.DEVNULL, env=env)
         with open(path) as f:
             rows = next(iter(json.load(f)['tables'].values()))
     return rows[0]['mosaic'], rows[1]['mosaic'], rows[0]['raw']

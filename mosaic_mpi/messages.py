@@ -403,12 +403,16 @@ def pack(records):
     Returns
     -------
     body : bytes
-        The pickled wire tuples (protocol 5).
+        The pickled wire tuples (protocol 5), or the compact form of :mod:`mosaic_mpi.compact`
+        for packets of the records on a round trip's path.
     buffers : list of buffer-like
         Every payload buffer, in order: the transport sends each as its own message.
     held : list of Payload
         Payloads whose arrays are read-only until the send completes (call ``release()`` then).
     """
+    body = _compact.pack(records)       # the records of a round trip: struct, not pickle
+    if body is not None:
+        return body, [], []
     buffers, held = [], []
     body = pickle.dumps([_ENCODE[r.__class__](r, buffers, held) for r in records],
                         protocol=pickle.HIGHEST_PROTOCOL)
@@ -430,5 +434,10 @@ def unpack(body, buffers):
     list
         The records.
     """
+    if body[0] == _compact.MARK:
+        return _compact.unpack(body)
     incoming = iter(buffers)
     return [_DECODE[w[0]](w, incoming) for w in pickle.loads(body)]
+
+
+from . import compact as _compact       # noqa: E402 (it reads the record types above)

@@ -514,6 +514,76 @@ async def case_same_rank_calls_skip_mpi(runtime):
     assert runtime.transport.packets_to_self == 0
 
 
+@mosaic.tessera
+class SendWatch:
+    """Notes, on its worker, each packet sent and whether it left while ``Worker._call`` still
+    ran (``Transport.flush_now``: a reply goes out before the loop returns to its wait)."""
+
+    def __init__(self):
+        self.packets = []
+
+    def noop(self):
+        return None
+
+    def watch(self):
+        from mosaic_mpi.runtime.worker import Worker
+        wire = mosaic.runtime().transport._wire
+        send, call, inside, packets = wire.send, Worker._call, [False], self.packets
+
+        def watched_call(worker, record):
+            inside[0] = True
+            try:
+                return call(worker, record)
+            finally:
+                inside[0] = False
+
+        def watched_send(dest, records):
+            packets.append((tuple(type(r).__name__ for r in records), inside[0]))
+            return send(dest, records)
+        Worker._call = watched_call
+        wire.send = watched_send
+
+    def report(self):
+        return list(self.packets)
+
+
+async def case_a_loop_about_to_wait_sends_at_once(runtime):
+    p = SendWatch.remote()
+    await p
+    await p.watch().result()
+    wire = runtime.transport._wire
+    send, sent = wire.send, []
+
+    def watched_send(dest, records):
+        sent.append(tuple(type(r).__name__ for r in records))
+        return send(dest, records)
+    wire.send = watched_send
+    early = 0
+    try:
+        for _ in range(20):
+            await p.noop().result()         # the loop spins: the progress thread stands aside
+            before = len(sent)
+            steps = p.noop().result().__await__()
+            future = steps.send(None)       # fetch() runs up to its wait, and no further
+            if sent[before:] == [('Call', 'Fetch')]:
+                early += 1                  # both left before the loop reached its wait
+            await asyncio.wait([future])    # (the fetch's own await still holds it)
+            try:
+                steps.send(None)
+            except StopIteration as stop:
+                assert stop.value is None
+            else:
+                raise AssertionError('the fetch should have returned')
+        for _ in range(10):
+            await p.noop()
+    finally:
+        wire.send = send
+    assert early >= 10, f'the call and its fetch left at once in {early} of 20 round trips'
+    packets = await p.report().result()
+    replies = [inside for kinds, inside in packets if kinds in (('Value',), ('Completed',))]
+    assert len(replies) >= 50 and sum(replies) >= len(replies) // 2, packets
+
+
 async def case_task_proxy_members(runtime):
     s = Store.remote()
     t = s.add(1)

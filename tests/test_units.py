@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 
 import mosaic_mpi
-from mosaic_mpi import messages
+from mosaic_mpi import compact, messages
 from mosaic_mpi.config import make_config
 from mosaic_mpi.core.task import Task, TaskStatus
 from mosaic_mpi.errors import DependencyError, RemoteError, RemoteTraceback, SerialisationError
 from mosaic_mpi.messages import Select, make_id, id_rank
 from mosaic_mpi.runtime.failures import pack_error, unpack_error
 from mosaic_mpi.runtime.warehouse import Entry, Warehouse, select
-from mosaic_mpi.serialisation import Payload, dumps, loads
+from mosaic_mpi.serialisation import NO_ARGUMENTS, Payload, dumps, loads
 
 
 def _wire(payload):
@@ -94,6 +94,46 @@ def test_every_record_crosses_the_wire_form_unchanged():
     (got,), _ = loads(back[8].payload)
     assert np.array_equal(got, array)
     big.release()
+
+
+def test_round_trip_records_use_the_compact_form_and_come_back_unchanged():
+    # Calls without dependencies or buffers, their fetches, values and plain completions travel
+    # in mosaic_mpi.compact's struct form; one record that needs more sends the whole packet
+    # pickled, and both forms give the same records back.
+    M = messages
+    small = dumps(((1, 'two'), {'three': 3.0}), lock=False)
+    error = dumps(ValueError('no'), lock=False)
+    records = [M.Call(M.make_id(0, 5), M.make_id(1, 3), 0, M.Op.CALL, 'noop', NO_ARGUMENTS, ()),
+               M.Call(7, 3, 2, M.Op.SETATTR, 'ünïcode_näme', small, (), 5),
+               M.Call(8, 3, 1, M.Op.GETATTR, 'x', small, (), -1),
+               M.Fetch(9, 5, M.Select.WHOLE, 0), M.Fetch(10, 5, M.Select.DONE, 3),
+               M.Value(11, True, dumps(None)), M.Value(12, False, error), M.Completed(13, None)]
+    body, oob, held = M.pack(records)
+    assert body[0] == compact.MARK and oob == [] and held == []
+    for form, extra in (('compact', []), ('pickled', [M.Fetch(14, 5, 'whole', 0)]),
+                        ('pickled', [M.Completed(15, error)])):
+        body, oob, held = M.pack(records + extra)
+        assert (body[0] == compact.MARK) == (form == 'compact')
+        back = M.unpack(memoryview(bytearray(body)), [])
+        assert [type(r) for r in back] == [type(r) for r in records + extra]
+        for got, sent in zip(back, records + extra):
+            for g, s in zip(got, sent):
+                if isinstance(s, Payload):
+                    assert g.data == s.data and g.buffers == () and type(g.data) is bytes
+                else:
+                    assert g == s and type(g) is type(s)
+        assert back[0].op is M.Op.CALL and back[4].selector is M.Select.DONE
+        assert loads(back[1].payload) == ((1, 'two'), {'three': 3.0})
+        assert loads(back[5].payload) is None and back[6].ok is False
+    # A call with a dependency or an out-of-band buffer is pickled (its extra fields travel).
+    dep = M.Dependency(0, 11, 1, M.Select.WHOLE, 'a.f (task 11)')
+    assert M.pack([M.Call(3, 2, 0, M.Op.CALL, 'f', small, (dep,))])[0][0] != compact.MARK
+    big = dumps(((np.arange(50000.0),), {}))
+    body, oob, _ = M.pack([M.Value(4, True, big)])
+    assert body[0] != compact.MARK and len(oob) == 1
+    big.release()
+    with pytest.raises(ValueError, match='not a compact packet'):
+        compact.unpack(bytes([compact.MARK, 99]))
 
 
 def test_sent_arrays_are_read_only_until_released():
@@ -270,8 +310,8 @@ def test_public_api_list_is_honest():
     for name in mosaic_mpi.__all__:
         assert hasattr(mosaic_mpi, name), name
     public = {n for n in dir(mosaic_mpi) if not n.startswith('_')}
-    modules = {'api', 'cli', 'comms', 'config', 'context', 'core', 'errors', 'logs', 'messages',
-               'progress', 'runtime', 'serialisation', 'startup', 'trace'}
+    modules = {'api', 'cli', 'comms', 'compact', 'config', 'context', 'core', 'errors', 'logs',
+               'messages', 'progress', 'runtime', 'serialisation', 'startup', 'trace'}
     assert public - set(mosaic_mpi.__all__) - modules == set()
 
 
@@ -434,3 +474,25 @@ def test_long_queues_of_calls_are_frozen_for_the_collector_and_thawed_when_drain
     del garbage
     queued.drained()
     assert gc.collect() >= 1
+
+
+def test_liveness_says_when_it_next_has_work_and_loses_a_silent_peer_on_time():
+    # The transport checks its peers only once ``due`` has passed (not every progress cycle):
+    # heartbeats still go out every interval and a silent peer is still lost after the timeout.
+    from mosaic_mpi.comms.liveness import Liveness
+    live = Liveness([1, 2], interval=0.5, timeout=2.0, now=0.0)
+    assert live.due == 0.0
+    assert live.tick(0.0) == ([1, 2], [])
+    assert live.due == 0.5
+    assert live.tick(0.3) == ([], [])           # before ``due``: nothing to do
+    beats = lost = []
+    now = 0.5
+    while now < 3.0:
+        live.heard(2, now)                      # 2 keeps talking, 1 stays silent
+        beats, lost = live.tick(now)
+        if lost:
+            break
+        assert live.due > now
+        now = live.due
+    assert lost == [(1, now)] and 2.0 < now <= 2.5
+    assert list(live.last_heard) == [2] and live.due > now

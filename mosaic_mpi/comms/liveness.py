@@ -52,6 +52,12 @@ class Liveness:
         """Stop watching ``rank`` (it stopped normally)."""
         self.last_heard.pop(rank, None)
 
+    @property
+    def due(self):
+        """float: the earliest time at which :meth:`tick` has something to do (a heartbeat or
+        a check for silent peers); calling it earlier returns nothing."""
+        return min(self._next_beat, self._next_check)
+
     def tick(self, now):
         """Advance to ``now``.
 

@@ -52,7 +52,11 @@ class LoopBridge:
         resumes in the same loop iteration.
         """
         if asyncio._get_running_loop() is loop:
-            _run_items(loop, ((fn, args),))
+            try:
+                fn(*args)
+            except Exception as exc:
+                loop.call_exception_handler({'message': 'mosaic_mpi callback failed',
+                                             'exception': exc})
         else:
             self.post(loop, fn, *args)
 
@@ -73,14 +77,39 @@ class LoopBridge:
             except RuntimeError:       # the loop has been closed: nobody waits any more
                 pass
 
+    @staticmethod
+    def about_to_wait(loop):
+        """Whether ``loop`` (running, called from its thread) has nothing else to run before it
+        next waits: no other ready callback, and no item left in the batch running now.
+
+        Records queued then can go out at once (``Transport.flush_now``) instead of at that wait:
+        nothing else would be batched with them. Always false for a loop that is not one of
+        asyncio's own (its ready queue cannot be seen).
+        """
+        return not _items_left and not getattr(loop, '_ready', True)
+
+
+# Items of the _run_items batch running on this rank that are still to run. One for the rank, not
+# per thread: should two loop threads run batches at once, a wrong reading only sends a packet
+# sooner or later than it could have gone (flush_now keeps the order), never out of order.
+_items_left = 0
+
 
 def _run_items(loop, items):
-    for fn, args in items:
-        try:
-            fn(*args)
-        except Exception as exc:
-            loop.call_exception_handler({'message': 'mosaic_mpi callback failed',
-                                         'exception': exc})
+    global _items_left
+    outer = _items_left
+    left = len(items)
+    try:
+        for fn, args in items:
+            left -= 1
+            _items_left = left
+            try:
+                fn(*args)
+            except Exception as exc:
+                loop.call_exception_handler({'message': 'mosaic_mpi callback failed',
+                                             'exception': exc})
+    finally:
+        _items_left = outer
 
 
 class Requests:
@@ -155,6 +184,7 @@ class Client:
         self._threshold = oob_threshold
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._draining = 0              # threads waiting in drain()
         self._tasks = {}
         self._counter = itertools.count(first_id)
         self._run = id_run(make_id(rank, first_id))
@@ -403,9 +433,12 @@ class Client:
             await self.fetch(state, Select.DONE)
             return
         if state.status not in _FINISHED:
-            future = asyncio.get_running_loop().create_future()
-            self.add_callback(state, future.get_loop(),
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            self.add_callback(state, loop,
                               lambda _: future.done() or future.set_result(None), resolves=True)
+            if self._bridge.about_to_wait(loop):
+                self._transport.flush_now()     # a call queued just before goes out now
             await self._watched(state, future)
         error = self.error_of(state)
         if error is not None:
@@ -435,6 +468,8 @@ class Client:
             request_id = self._requests.new(lambda record: self._on_value(state, selector, record),
                                             state.owner)
             self._transport.send(state.owner, Fetch(request_id, state.task_id, selector, self.rank))
+            if self._bridge.about_to_wait(loop):
+                self._transport.flush_now()     # the call and its fetch leave now, together
         return await self._watched(state, future)
 
     async def _watched(self, state, future):
@@ -568,7 +603,11 @@ class Client:
             ``True`` if all finished within ``timeout`` seconds.
         """
         with self._idle:
-            return self._idle.wait_for(lambda: self.outstanding == 0, timeout)
+            self._draining += 1
+            try:
+                return self._idle.wait_for(lambda: self.outstanding == 0, timeout)
+            finally:
+                self._draining -= 1
 
     async def barrier(self):
         """Wait until every task submitted so far has finished (errors are not raised)."""
@@ -600,7 +639,8 @@ class Client:
             self.outstanding -= 1
             if self.outstanding == 0:
                 self.queued_calls.drained()
-                self._idle.notify_all()
+                if self._draining:
+                    self._idle.notify_all()
             pending = self._pending[state.owner] = self._pending[state.owner] - 1
             if pending == self.max_pending:
                 self._room.notify_all()
@@ -629,7 +669,11 @@ class Client:
         if record.ok and state.status not in _FINISHED:
             self.value_arrived(state.task_id)
         with self._lock:
-            waiters = state.fetching.pop(selector, []) if state.fetching else []
+            waiters = state.fetching.pop(selector, ()) if state.fetching else ()
+        if len(waiters) == 1:           # the common case: one coroutine awaits the value
+            loop, future = waiters[0]
+            self._bridge.resolve(loop, self._resolve, state, selector, record, (future,))
+            return
         by_loop = {}
         for loop, future in waiters:
             by_loop.setdefault(loop, []).append(future)

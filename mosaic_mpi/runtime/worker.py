@@ -409,6 +409,8 @@ class Worker:
         if numbers is not None:         # a collective member: its place in the head's order
             numbers[task.uid] = self.collective.number()
         host.push(task)
+        if self.bridge.about_to_wait(self.loop):
+            self.transport.flush_now()  # its reply (if it ran) leaves now, not at the loop's wait
 
     def _collective_host(self, record, joining):
         from .collective import CollectiveHost, CollectiveRunner
