@@ -1,6 +1,7 @@
 """Collective tessera arrays (S29), run by test_collective_mpi.py: ``CASE <name> PASSED``."""
 
 import asyncio
+import gc
 import time
 
 import numpy as np
@@ -80,6 +81,17 @@ class Plain:
 
     def echo(self, x):
         return x
+
+    def keep(self, member):
+        self.kept = member
+        return member.uid
+
+    def forget(self):
+        self.kept = None
+        return True
+
+    def hosting(self, tessera_id):
+        return tessera_id in mosaic.runtime().worker.hosts
 
 
 async def raises(error, coroutine_or_call, contains):
@@ -214,6 +226,44 @@ async def case_arrays_made_and_dropped(runtime):
         assert float(totals[0][0]) == 3.0 * i, totals
         del arr, totals
     await runtime.barrier()
+
+
+async def case_member_passed_to_a_tessera_lives_while_referenced(runtime):
+    # A member proxy passed to a plain tessera is a borrowed reference like any tessera proxy:
+    # the borrower's proxy going must not destroy the member the head still holds (it used to
+    # be destroyed then, and the next call on the array hung), and the member is destroyed once
+    # neither holds it.
+    arr = Member.remote(len=2, collective=True)
+    await arr
+    keeper = Plain.remote(runtime=arr.ranks[0])
+    uid = arr[0].uid
+    for _ in range(3):
+        assert await keeper.keep(arr[0]).result() == uid
+        assert await keeper.forget().result()
+        await asyncio.sleep(0.2)        # long enough for the borrower's updates to be applied
+        assert await keeper.hosting(uid).result()
+        places = await asyncio.wait_for(arr.where().result(), 20)
+        assert [p[1] for p in places] == [0, 1], places
+    assert await keeper.keep(arr[0]).result() == uid       # borrowed while the head drops it
+    del arr
+    gc.collect()
+    await asyncio.sleep(0.2)
+    assert await keeper.hosting(uid).result()
+    assert await keeper.forget().result()
+
+    async def gone():
+        return not await keeper.hosting(uid).result()
+    assert await eventually(gone), 'the member outlived its last proxy'
+
+
+async def eventually(check, seconds=20.0):
+    """Whether ``await check()`` became true within ``seconds`` (polled)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 if __name__ == '__main__':

@@ -15,7 +15,8 @@ QUICK_HEARTBEATS = {'MOSAIC_MPI_HEARTBEAT': '0.2', 'MOSAIC_MPI_HEARTBEAT_TIMEOUT
                                      ('two_arrays_sharing_workers_keep_one_order', 3),
                                      ('member_blocked_in_a_collective_leaves_its_worker_working',
                                       3),
-                                     ('bad_input', 3), ('arrays_made_and_dropped', 3)])
+                                     ('bad_input', 3), ('arrays_made_and_dropped', 3),
+                                     ('member_passed_to_a_tessera_lives_while_referenced', 3)])
 def test_case(case, n):
     env = QUICK_HEARTBEATS if case.startswith('member_blocked') else None
     result = run_mpi([SCRIPT, case], n=n, env=env, timeout=120)

@@ -23,8 +23,8 @@ import inspect
 from .. import context
 from ..errors import CollectiveError
 from ..messages import JoinGroup, Op
-from .tessera import (ArrayProxy, TaskArray, TesseraProxy, _defines, _is_method,
-                      _rebuild_tessera_proxy)
+from .references import bound_client
+from .tessera import ArrayProxy, TaskArray, TesseraProxy, _defines, _is_method
 
 __all__ = ['local', 'is_local', 'LOCAL_FLAG', 'MemberProxy', 'CollectiveArray',
            'CollectiveTaskArray', 'create_array']
@@ -151,16 +151,21 @@ class MemberProxy(TesseraProxy):
         return TesseraProxy._submit(self, op, name, args, kwargs)
 
     def __reduce__(self):
-        object.__setattr__(self, '_owned', False)
-        return _rebuild_member_proxy, (self._cls, self._name, self._tid, self._rank)
+        # Counted as any tessera proxy: a reference in flight until its receiver registers.
+        client = self._owned or context.require().client
+        lender = client.escape_tessera(self._tid, self._rank)
+        return _rebuild_member_proxy, (self._cls, self._name, self._tid, self._rank, lender)
 
     def __repr__(self):
         return f'<MemberProxy {self._name}({self._tid}) on worker:{self._rank}>'
 
 
-def _rebuild_member_proxy(cls, name, tessera_id, rank):
-    proxy = _rebuild_tessera_proxy(cls, name, tessera_id, rank)
-    return MemberProxy(proxy._cls, proxy._name, proxy._tid, proxy._rank, None)
+def _rebuild_member_proxy(cls, name, tessera_id, rank, lender=-1):
+    proxy = MemberProxy(cls, name, tessera_id, rank, None)
+    client = bound_client()
+    if client is not None and client.adopt_tessera(tessera_id, rank, lender):
+        object.__setattr__(proxy, '_owned', client)
+    return proxy
 
 
 class CollectiveTaskArray(TaskArray):
