@@ -218,6 +218,18 @@ async def case_failed_constructor_raises_at_once(runtime):
     raise RuntimeError('the run ends after the failed member')
 
 
+async def case_failed_member_caught_by_main(runtime):
+    # main catches member 1's error and returns: member 0 still waits in its Barrier, so the
+    # run cannot drain. It used to wait for it for ever; now the head says which call is stuck
+    # and ends the job (non-zero), as after a failed run.
+    arr = Member.remote(len=2, collective=True)
+    await arr
+    await raises(ValueError, lambda: arr.fail_on(1), 'member 1 fails before its collective')
+    plain = Plain.remote()
+    assert await plain.echo(3).result() == 3        # the rest of the runtime still works
+    print('CASE failed_member_caught_by_main RETURNS', flush=True)
+
+
 async def case_arrays_made_and_dropped(runtime):
     # communicators are freed with their array; making many in turn works
     for i in range(20):

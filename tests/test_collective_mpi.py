@@ -33,3 +33,16 @@ def test_a_member_failing_before_its_collective_ends_the_run_instead_of_hanging(
     result = run_mpi([SCRIPT, case], n=3, timeout=60)
     assert f'CASE {case} RAISED' in result.stdout, result.stdout + result.stderr
     assert result.returncode != 0, result.stdout + result.stderr
+
+
+def test_a_failed_member_that_main_catches_ends_the_run_instead_of_hanging():
+    # main returns normally, but a member still waits in a collective for the failed one: the
+    # drain cannot end. The head names the stuck call and ends the job with a non-zero code.
+    result = run_mpi([SCRIPT, 'failed_member_caught_by_main'], n=3, timeout=60)
+    output = result.stdout + result.stderr
+    assert 'CASE failed_member_caught_by_main RETURNS' in result.stdout, output
+    assert result.returncode != 0, output
+    assert ('the run cannot end normally: Member.fail_on (task' in result.stderr
+            and 'failed on worker:' in result.stderr
+            and 'ValueError: member 1 fails before its collective' in result.stderr
+            and 'wait in a collective the failed member never joined' in result.stderr), output

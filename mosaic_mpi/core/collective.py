@@ -122,6 +122,7 @@ def create_array(cls, count, where, args, kwargs):
         transport.send(rank, JoinGroup(ranks, index))     # just before the CreateTessera
         tessera_id, init = client.submit_create(cls, name, args, dict(kwargs), rank)
         members.append(MemberProxy(cls, name, tessera_id, rank, init))
+    client.collective_call([m._init._st for m in members])     # (see Client.drain)
     return CollectiveArray(members, uid=f'array-{name.lower()}-{client.new_id()}')
 
 
@@ -262,5 +263,7 @@ class _CollectiveMethod:
             raise TypeError(f'{proxies[0]._name}.{self._name} is a coroutine function: methods '
                             f'of a collective array must be plain functions (def, not async '
                             f'def), as they run on the worker\'s collective thread')
-        return CollectiveTaskArray(p._submit_member(Op.CALL, self._name, args, kwargs)
-                                   for p in proxies)
+        tasks = CollectiveTaskArray(p._submit_member(Op.CALL, self._name, args, kwargs)
+                                    for p in proxies)
+        context.require().client.collective_call([t._st for t in tasks])   # (Client.drain)
+        return tasks
