@@ -21,7 +21,7 @@ import asyncio
 import inspect
 
 from .. import context
-from ..errors import CollectiveError
+from ..errors import CollectiveError, RuntimeDisconnectedError
 from ..messages import JoinGroup, Op
 from .references import bound_client
 from .tessera import ArrayProxy, TaskArray, TesseraProxy, _defines, _is_method
@@ -97,6 +97,8 @@ def create_array(cls, count, where, args, kwargs):
     ValueError
         If ``count`` exceeds the number of workers, ``runtime=`` is given, or the class retries
         failing calls (a retry on one member would repeat its collectives alone).
+    RuntimeDisconnectedError
+        If ``count`` exceeds the number of workers not lost (``worker_lost='continue'``).
     CollectiveError
         If called on a worker.
     """
@@ -111,6 +113,13 @@ def create_array(cls, count, where, args, kwargs):
         raise ValueError(f'{name}.remote(len={count}, collective=True) needs {count} distinct '
                          f'workers, but the runtime has {len(workers)}: give len <= '
                          f'{len(workers)} or start more ranks')
+    live = client.placement.live
+    if count > len(live):
+        # A member on a lost worker would leave the others in MPI_Comm_create_group for ever.
+        lost = ', '.join(f'worker:{r}' for r in sorted(client.lost))
+        raise RuntimeDisconnectedError(
+            f'{name}.remote(len={count}, collective=True) needs {count} distinct workers, but '
+            f'only {len(live)} are left ({lost} lost): give len <= {len(live)}')
     if getattr(cls, 'max_retries', 0):
         raise ValueError(f'{name} has @tessera(max_retries={cls.max_retries}): a collective '
                          f'array cannot retry calls (a member retrying alone would wait for the '

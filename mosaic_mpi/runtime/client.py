@@ -167,6 +167,7 @@ class Client:
         self.throttled = 0              # submissions that had to wait for room (S32)
         self._pending = {}              # owner rank -> calls of this client not finished
         self.lost = set()               # ranks of workers that were lost
+        placement.lost = self.lost      # new tesserae go on the others
         self._room = threading.Condition(self._lock)
         self._closed = False
         self._drops = {}                # owner rank -> (freed task ids, freed tessera ids)
