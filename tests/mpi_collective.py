@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import threading
 import time
 
 import numpy as np
@@ -216,6 +217,20 @@ async def case_failed_constructor_raises_at_once(runtime):
     await raises(ValueError, lambda: fragile, 'member 1 fails in its constructor')
     print('CASE failed_constructor_raises_at_once RAISED', flush=True)
     raise RuntimeError('the run ends after the failed member')
+
+
+async def case_unpicklable_constructor_argument_sends_nothing(runtime):
+    # The argument fails to pickle at the call. The first member's JoinGroup used to be sent
+    # all the same, so the next tessera built on that worker took it for its own: a plain
+    # tessera then waited in MPI_Comm_create_group for ever.
+    await raises(mosaic.SerialisationError,
+                 lambda: Member.remote(threading.Lock(), len=2, collective=True),
+                 'positional argument 0 of Member.__init__() cannot be pickled')
+    plain = Plain.remote(runtime=runtime.workers[0])
+    assert await asyncio.wait_for(plain.echo(5).result(), 20) == 5
+    arr = Member.remote(len=2, collective=True)
+    places = await asyncio.wait_for(arr.where().result(), 20)
+    assert [p[1:] for p in places] == [(0, 2), (1, 2)], places
 
 
 async def case_failed_member_caught_by_main(runtime):

@@ -18,6 +18,7 @@ run no method code that could call a collective.
 """
 
 import asyncio
+import functools
 import inspect
 
 from .. import context
@@ -128,8 +129,12 @@ def create_array(cls, count, where, args, kwargs):
     transport = runtime.transport
     members = []
     for index, rank in enumerate(ranks):
-        transport.send(rank, JoinGroup(ranks, index))     # just before the CreateTessera
-        tessera_id, init = client.submit_create(cls, name, args, dict(kwargs), rank)
+        # The JoinGroup goes just before the CreateTessera, once the arguments are pickled: sent
+        # for a member whose arguments failed, it would make the next tessera built on that
+        # worker a member, waiting in MPI_Comm_create_group for ever.
+        join = functools.partial(transport.send, rank, JoinGroup(ranks, index))
+        tessera_id, init = client.submit_create(cls, name, args, dict(kwargs), rank,
+                                                before_send=join)
         members.append(MemberProxy(cls, name, tessera_id, rank, init))
     client.collective_call([m._init._st for m in members])     # (see Client.drain)
     return CollectiveArray(members, uid=f'array-{name.lower()}-{client.new_id()}')

@@ -271,8 +271,12 @@ class Client:
         if self.timeline is not None:
             self.timeline.submit(state.task_id)
 
-    def submit_create(self, cls, name, args, kwargs, rank):
+    def submit_create(self, cls, name, args, kwargs, rank, before_send=None):
         """Build a tessera of ``cls`` on worker ``rank``.
+
+        ``before_send()``, if given, runs once the call has been serialised, just before its
+        record is sent (a collective array's member sends its JoinGroup there, so that nothing
+        is sent for a member whose arguments cannot be pickled).
 
         Returns
         -------
@@ -298,6 +302,8 @@ class Client:
                 from error
         state = TaskState(self.new_id(), rank, tessera_id, '__init__', label)
         self._register(state, holds, payload)
+        if before_send is not None:
+            before_send()
         self._transport.send(rank, CreateTessera(state.task_id, tessera_id, self.rank, name,
                                                  (cls_payload, payload), deps))
         return tessera_id, TaskProxy(state)
