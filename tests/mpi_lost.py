@@ -123,10 +123,16 @@ async def placed_on_the_others(runtime):
     # as wide as the workers sent its first member off to wait in MPI_Comm_create_group for
     # ever for the lost one, so the run never ended.
     victim = Doomed.remote(runtime=runtime.workers[-1])
+    spanning = Summer.remote(len=runtime.num_workers, collective=True)
+    await spanning
     try:
         await victim.die('exit')
     except mosaic.RuntimeDisconnectedError:
         pass
+    try:        # used to send the call to the members left, which then waited for ever
+        spanning.allreduce(2)
+    except mosaic.RuntimeDisconnectedError as exc:
+        print('REFUSED CALL:', exc, flush=True)
     alive = [w.rank for w in runtime.workers[:-1]]
     plain = [Doomed.remote() for _ in range(4)]
     for proxy in plain:

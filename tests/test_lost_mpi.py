@@ -79,3 +79,5 @@ def test_new_tesserae_go_on_the_workers_left():
     assert ('REFUSED: Summer.remote(len=2, collective=True) needs 2 distinct workers, but only '
             '1 are left (worker:2 lost)') in result.stdout, output
     assert 'COLLECTIVE [1.0]' in result.stdout, output
+    assert ("REFUSED CALL: Summer.allreduce: the collective array's members on worker:2 were "
+            "lost") in result.stdout, output

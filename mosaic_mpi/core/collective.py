@@ -224,6 +224,9 @@ class CollectiveArray(ArrayProxy):
     :class:`CollectiveTaskArray`; inside it ``mosaic.comm()`` is the array's communicator, the
     member's rank in it its index. Calls of every collective array run on their members in the
     order the head made them. ``arr[i]`` is member ``i`` (a :class:`MemberProxy`).
+
+    A method call raises :class:`~mosaic_mpi.errors.RuntimeDisconnectedError` at once, sending
+    nothing, if the worker of a member was lost (``worker_lost='continue'``).
     """
 
     type = 'array_proxy'
@@ -277,7 +280,16 @@ class _CollectiveMethod:
             raise TypeError(f'{proxies[0]._name}.{self._name} is a coroutine function: methods '
                             f'of a collective array must be plain functions (def, not async '
                             f'def), as they run on the worker\'s collective thread')
+        client = _require_head(f'{proxies[0]._name}.{self._name}').client
+        lost = [p._rank for p in proxies if p._rank in client.lost]
+        if lost:
+            # Checked before anything is sent: the members left would wait for the lost ones in
+            # their collectives for ever.
+            raise RuntimeDisconnectedError(
+                f'{proxies[0]._name}.{self._name}: the collective array\'s members on '
+                f'{", ".join(f"worker:{r}" for r in lost)} were lost, so the others cannot run '
+                f'its collective methods (make a new array on the workers left)')
         tasks = CollectiveTaskArray(p._submit_member(Op.CALL, self._name, args, kwargs)
                                     for p in proxies)
-        context.require().client.collective_call([t._st for t in tasks])   # (Client.drain)
+        client.collective_call([t._st for t in tasks])      # (see Client.drain)
         return tasks
