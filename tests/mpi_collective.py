@@ -47,6 +47,12 @@ class Member:
     def use(self, value, tag=None):
         return self.allreduce(2, tag)[0] + float(np.sum(value))
 
+    def make_plain(self):
+        return Plain.remote(runtime=mosaic.runtime().rank)      # a tessera proxy, returned
+
+    def call_plain(self, plain, n):
+        return plain.slow(0.01, n)                              # a task proxy, returned
+
     @mosaic.local
     def index_alone(self):
         return self.index
@@ -231,6 +237,18 @@ async def case_unpicklable_constructor_argument_sends_nothing(runtime):
     arr = Member.remote(len=2, collective=True)
     places = await asyncio.wait_for(arr.where().result(), 20)
     assert [p[1:] for p in places] == [(0, 2), (1, 2)], places
+
+
+async def case_methods_return_proxies(runtime):
+    # A collective method may return proxies (S14) as any method may: they used to be taken for
+    # the coroutine of an async def method (they are awaitable) and the call failed with a
+    # TypeError saying so.
+    arr = Member.remote(len=2, collective=True)
+    made = await arr.make_plain().result()
+    assert [p.remote_runtime.rank for p in made] == arr.ranks, (made, arr.ranks)
+    assert [await p.echo(i).result() for i, p in enumerate(made)] == [0, 1]
+    tasks = await arr.call_plain(made[0], 7).result()
+    assert [float((await t.result())[0]) for t in tasks] == [7.0, 7.0]
 
 
 async def case_failed_member_caught_by_main(runtime):

@@ -203,7 +203,9 @@ class CollectiveHost(TesseraHost):
             if task.op is None:
                 self.comm = create_group(self.parent, self.ranks)
             value = self._invoke(task)
-            if inspect.isawaitable(value):
+            # A coroutine means an async def method; other awaitables (a TaskProxy or tessera
+            # proxy the method returns) are values like any other.
+            if inspect.iscoroutine(value):
                 if inspect.iscoroutine(value):
                     value.close()
                 value = None
