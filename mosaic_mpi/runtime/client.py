@@ -583,8 +583,8 @@ class Client:
         Returns
         -------
         bool or str
-            ``True`` if all finished within ``timeout`` seconds, ``False`` if not; the message of
-            :meth:`stuck_collective` if it gave up for ``stuck_after``.
+            ``True`` if all finished within ``timeout`` seconds, ``False`` if not; if it gave up
+            for ``stuck_after``, a message naming the stuck call and the workers that wait.
         """
         if stuck_after is None:
             with self._idle:
@@ -623,13 +623,9 @@ class Client:
                 calls[:] = [c for c in calls if any(s.status not in _FINISHED for s in c)]
                 self._collective_prune = max(64, 2 * len(calls))
 
-    def stuck_collective(self):
-        """str or None: what holds a collective array's call up for ever, if anything: one of its
-        members failed and others have not finished."""
-        with self._lock:
-            return self._stuck_collective()
-
     def _stuck_collective(self):
+        # (lock held) What holds a collective array's call up for ever, if anything: one of its
+        # members failed and others have not finished. None if nothing does.
         for call in self._collective_calls:
             failed = [s for s in call if s.status is TaskStatus.FAILED]
             waiting = [s for s in call if s.status not in _FINISHED]

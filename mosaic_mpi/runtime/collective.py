@@ -206,8 +206,7 @@ class CollectiveHost(TesseraHost):
             # A coroutine means an async def method; other awaitables (a TaskProxy or tessera
             # proxy the method returns) are values like any other.
             if inspect.iscoroutine(value):
-                if inspect.iscoroutine(value):
-                    value.close()
+                value.close()
                 value = None
                 raise TypeError(f'{self.name}.{task.method} is a coroutine function: methods of '
                                 f'a collective array must be plain functions (def, not async '

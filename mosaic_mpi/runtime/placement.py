@@ -97,7 +97,8 @@ class RoundRobin:
         Parameters
         ----------
         where : WorkerHandle, str, int or None
-            ``None`` for the next worker in turn (lost workers are skipped); otherwise a handle, a uid ``'worker:N'`` or a rank.
+            ``None`` for the next worker in turn (lost workers are skipped); otherwise a handle,
+            a uid ``'worker:N'`` or a rank.
 
         Returns
         -------

@@ -12,8 +12,8 @@ import sys
 import threading
 import time
 
-from ..errors import CollectiveError
 from ..comms import Transport, abort_world, mpi_world, spawn as mpi_spawn
+from ..errors import CollectiveError
 from ..logs import MosaicLogger
 from ..messages import id_run, make_id
 from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
@@ -420,6 +420,7 @@ class Runtime:
         """
         if not self.running:
             return
+        self.running = False
         stuck = None
         if drain:
             _log.debug('head: waiting for %d outstanding tasks', self.client.outstanding)
@@ -436,7 +437,6 @@ class Runtime:
                 code, drain, timeout = code or 1, False, min(timeout, _STUCK_GRACE)
             else:
                 stuck = None
-        self.running = False
         if self.timeline is not None:
             self._write_trace()
         _log.debug('head: stopping %d workers', self.num_workers)
