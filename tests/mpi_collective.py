@@ -251,6 +251,39 @@ async def case_methods_return_proxies(runtime):
     assert [float((await t.result())[0]) for t in tasks] == [7.0, 7.0]
 
 
+@mosaic.tessera
+class Tiny:
+    pass
+
+
+@mosaic.tessera
+class Builder:
+    async def build(self, rank, n):
+        made = []
+        for i in range(n):
+            made.append(Tiny.remote(runtime=rank))
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        for tiny in made:
+            await tiny
+        return n
+
+
+async def case_arrays_made_while_a_worker_builds_tesserae_there(runtime):
+    # Worker 2 builds tesserae on worker 1 while the head makes arrays with members there. A
+    # CreateTessera from worker 2 arriving between the head's JoinGroup and its CreateTessera
+    # used to consume the JoinGroup: the head's member was built as a plain tessera (its
+    # mosaic.comm() raised) and the other member waited in MPI_Comm_create_group for ever.
+    first, last = runtime.workers[0], runtime.workers[-1]
+    building = Builder.remote(runtime=last).build(first.rank, 5000)
+    payload = {i: np.ones(10) for i in range(3000)}     # slow to pickle: a wider window
+    arrays = [Member.remote(payload, len=2, collective=True) for _ in range(30)]
+    for arr in arrays:
+        places = await asyncio.wait_for(arr.where().result(), 30)
+        assert [p[1:] for p in places] == [(0, 2), (1, 2)], places
+    assert await building.result() == 5000
+
+
 async def case_failed_member_caught_by_main(runtime):
     # main catches member 1's error and returns: member 0 still waits in its Barrier, so the
     # run cannot drain. It used to wait for it for ever; now the head says which call is stuck

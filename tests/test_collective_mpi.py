@@ -18,7 +18,8 @@ QUICK_HEARTBEATS = {'MOSAIC_MPI_HEARTBEAT': '0.2', 'MOSAIC_MPI_HEARTBEAT_TIMEOUT
                                      ('bad_input', 3), ('arrays_made_and_dropped', 3),
                                      ('member_passed_to_a_tessera_lives_while_referenced', 3),
                                      ('unpicklable_constructor_argument_sends_nothing', 3),
-                                     ('methods_return_proxies', 3)])
+                                     ('methods_return_proxies', 3),
+                                     ('arrays_made_while_a_worker_builds_tesserae_there', 3)])
 def test_case(case, n):
     env = QUICK_HEARTBEATS if case.startswith('member_blocked') else None
     result = run_mpi([SCRIPT, case], n=n, env=env, timeout=120)
