@@ -1,6 +1,8 @@
 """Collective tessera arrays (S29), run by test_collective_mpi.py: ``CASE <name> PASSED``."""
 
 import asyncio
+import gc
+import threading
 import time
 
 import numpy as np
@@ -45,6 +47,12 @@ class Member:
     def use(self, value, tag=None):
         return self.allreduce(2, tag)[0] + float(np.sum(value))
 
+    def make_plain(self):
+        return Plain.remote(runtime=mosaic.runtime().rank)      # a tessera proxy, returned
+
+    def call_plain(self, plain, n):
+        return plain.slow(0.01, n)                              # a task proxy, returned
+
     @mosaic.local
     def index_alone(self):
         return self.index
@@ -80,6 +88,17 @@ class Plain:
 
     def echo(self, x):
         return x
+
+    def keep(self, member):
+        self.kept = member
+        return member.uid
+
+    def forget(self):
+        self.kept = None
+        return True
+
+    def hosting(self, tessera_id):
+        return tessera_id in mosaic.runtime().worker.hosts
 
 
 async def raises(error, coroutine_or_call, contains):
@@ -206,6 +225,77 @@ async def case_failed_constructor_raises_at_once(runtime):
     raise RuntimeError('the run ends after the failed member')
 
 
+async def case_unpicklable_constructor_argument_sends_nothing(runtime):
+    # The argument fails to pickle at the call. The first member's JoinGroup used to be sent
+    # all the same, so the next tessera built on that worker took it for its own: a plain
+    # tessera then waited in MPI_Comm_create_group for ever.
+    await raises(mosaic.SerialisationError,
+                 lambda: Member.remote(threading.Lock(), len=2, collective=True),
+                 'positional argument 0 of Member.__init__() cannot be pickled')
+    plain = Plain.remote(runtime=runtime.workers[0])
+    assert await asyncio.wait_for(plain.echo(5).result(), 20) == 5
+    arr = Member.remote(len=2, collective=True)
+    places = await asyncio.wait_for(arr.where().result(), 20)
+    assert [p[1:] for p in places] == [(0, 2), (1, 2)], places
+
+
+async def case_methods_return_proxies(runtime):
+    # A collective method may return proxies (S14) as any method may: they used to be taken for
+    # the coroutine of an async def method (they are awaitable) and the call failed with a
+    # TypeError saying so.
+    arr = Member.remote(len=2, collective=True)
+    made = await arr.make_plain().result()
+    assert [p.remote_runtime.rank for p in made] == arr.ranks, (made, arr.ranks)
+    assert [await p.echo(i).result() for i, p in enumerate(made)] == [0, 1]
+    tasks = await arr.call_plain(made[0], 7).result()
+    assert [float((await t.result())[0]) for t in tasks] == [7.0, 7.0]
+
+
+@mosaic.tessera
+class Tiny:
+    pass
+
+
+@mosaic.tessera
+class Builder:
+    async def build(self, rank, n):
+        made = []
+        for i in range(n):
+            made.append(Tiny.remote(runtime=rank))
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        for tiny in made:
+            await tiny
+        return n
+
+
+async def case_arrays_made_while_a_worker_builds_tesserae_there(runtime):
+    # Worker 2 builds tesserae on worker 1 while the head makes arrays with members there. A
+    # CreateTessera from worker 2 arriving between the head's JoinGroup and its CreateTessera
+    # used to consume the JoinGroup: the head's member was built as a plain tessera (its
+    # mosaic.comm() raised) and the other member waited in MPI_Comm_create_group for ever.
+    first, last = runtime.workers[0], runtime.workers[-1]
+    building = Builder.remote(runtime=last).build(first.rank, 5000)
+    payload = {i: np.ones(10) for i in range(3000)}     # slow to pickle: a wider window
+    arrays = [Member.remote(payload, len=2, collective=True) for _ in range(30)]
+    for arr in arrays:
+        places = await asyncio.wait_for(arr.where().result(), 30)
+        assert [p[1:] for p in places] == [(0, 2), (1, 2)], places
+    assert await building.result() == 5000
+
+
+async def case_failed_member_caught_by_main(runtime):
+    # main catches member 1's error and returns: member 0 still waits in its Barrier, so the
+    # run cannot drain. It used to wait for it for ever; now the head says which call is stuck
+    # and ends the job (non-zero), as after a failed run.
+    arr = Member.remote(len=2, collective=True)
+    await arr
+    await raises(ValueError, lambda: arr.fail_on(1), 'member 1 fails before its collective')
+    plain = Plain.remote()
+    assert await plain.echo(3).result() == 3        # the rest of the runtime still works
+    print('CASE failed_member_caught_by_main RETURNS', flush=True)
+
+
 async def case_arrays_made_and_dropped(runtime):
     # communicators are freed with their array; making many in turn works
     for i in range(20):
@@ -214,6 +304,44 @@ async def case_arrays_made_and_dropped(runtime):
         assert float(totals[0][0]) == 3.0 * i, totals
         del arr, totals
     await runtime.barrier()
+
+
+async def case_member_passed_to_a_tessera_lives_while_referenced(runtime):
+    # A member proxy passed to a plain tessera is a borrowed reference like any tessera proxy:
+    # the borrower's proxy going must not destroy the member the head still holds (it used to
+    # be destroyed then, and the next call on the array hung), and the member is destroyed once
+    # neither holds it.
+    arr = Member.remote(len=2, collective=True)
+    await arr
+    keeper = Plain.remote(runtime=arr.ranks[0])
+    uid = arr[0].uid
+    for _ in range(3):
+        assert await keeper.keep(arr[0]).result() == uid
+        assert await keeper.forget().result()
+        await asyncio.sleep(0.2)        # long enough for the borrower's updates to be applied
+        assert await keeper.hosting(uid).result()
+        places = await asyncio.wait_for(arr.where().result(), 20)
+        assert [p[1] for p in places] == [0, 1], places
+    assert await keeper.keep(arr[0]).result() == uid       # borrowed while the head drops it
+    del arr
+    gc.collect()
+    await asyncio.sleep(0.2)
+    assert await keeper.hosting(uid).result()
+    assert await keeper.forget().result()
+
+    async def gone():
+        return not await keeper.hosting(uid).result()
+    assert await eventually(gone), 'the member outlived its last proxy'
+
+
+async def eventually(check, seconds=20.0):
+    """Whether ``await check()`` became true within ``seconds`` (polled)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 if __name__ == '__main__':

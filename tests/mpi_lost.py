@@ -108,8 +108,51 @@ async def main(runtime):
         print('REFUSED:', exc, flush=True)
 
 
+@mosaic.tessera
+class Summer:
+    def allreduce(self, n):
+        import numpy as np
+        total = np.empty(n)
+        mosaic.comm().Allreduce(np.ones(n), total)
+        return float(total[0])
+
+
+async def placed_on_the_others(runtime):
+    # worker_lost='continue': new tesserae and arrays go on the workers left. Round-robin used
+    # to place every other plain tessera on the lost worker (raising), and a collective array
+    # as wide as the workers sent its first member off to wait in MPI_Comm_create_group for
+    # ever for the lost one, so the run never ended.
+    victim = Doomed.remote(runtime=runtime.workers[-1])
+    spanning = Summer.remote(len=runtime.num_workers, collective=True)
+    await spanning
+    try:
+        await victim.die('exit')
+    except mosaic.RuntimeDisconnectedError:
+        pass
+    try:        # used to send the call to the members left, which then waited for ever
+        spanning.allreduce(2)
+    except mosaic.RuntimeDisconnectedError as exc:
+        print('REFUSED CALL:', exc, flush=True)
+    alive = [w.rank for w in runtime.workers[:-1]]
+    plain = [Doomed.remote() for _ in range(4)]
+    for proxy in plain:
+        await proxy
+    print('PLAIN ON', sorted({p.remote_runtime.rank for p in plain}) == alive, flush=True)
+    members = Doomed.remote(len=3)
+    print('ARRAY ON', sorted({m.remote_runtime.rank for m in members}) == alive, flush=True)
+    await members
+    try:
+        Summer.remote(len=runtime.num_workers, collective=True)
+    except mosaic.RuntimeDisconnectedError as exc:
+        print('REFUSED:', exc, flush=True)
+    arr = Summer.remote(len=len(alive), collective=True)
+    print('COLLECTIVE', await arr.allreduce(2).result(), flush=True)
+
+
 if __name__ == '__main__':
-    if sys.argv[1] == 'loop':
+    if sys.argv[1] == 'placement':
+        mosaic.run(placed_on_the_others, worker_lost='continue')
+    elif sys.argv[1] == 'loop':
         mosaic.run(loop_goes_on, worker_lost='continue')
     elif sys.argv[1] == 'borrower':
         mosaic.run(borrower_lost, worker_lost='continue')

@@ -68,3 +68,16 @@ def test_a_safe_async_for_carries_on_without_a_lost_worker():
 def test_the_borrows_of_a_lost_worker_end():
     result, _ = launch('borrower')
     assert 'LEFT AFTER THE BORROWER WAS LOST 0' in result.stdout, result.stdout + result.stderr
+
+
+def test_new_tesserae_go_on_the_workers_left():
+    result, _ = launch('placement')
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output                         # a worker was lost: non-zero
+    assert 'PLAIN ON True' in result.stdout, output
+    assert 'ARRAY ON True' in result.stdout, output
+    assert ('REFUSED: Summer.remote(len=2, collective=True) needs 2 distinct workers, but only '
+            '1 are left (worker:2 lost)') in result.stdout, output
+    assert 'COLLECTIVE [1.0]' in result.stdout, output
+    assert ("REFUSED CALL: Summer.allreduce: the collective array's members on worker:2 were "
+            "lost") in result.stdout, output

@@ -18,13 +18,14 @@ run no method code that could call a collective.
 """
 
 import asyncio
+import functools
 import inspect
 
 from .. import context
-from ..errors import CollectiveError
+from ..errors import CollectiveError, RuntimeDisconnectedError
 from ..messages import JoinGroup, Op
-from .tessera import (ArrayProxy, TaskArray, TesseraProxy, _defines, _is_method,
-                      _rebuild_tessera_proxy)
+from .references import bound_client
+from .tessera import ArrayProxy, TaskArray, TesseraProxy, _defines, _is_method
 
 __all__ = ['local', 'is_local', 'LOCAL_FLAG', 'MemberProxy', 'CollectiveArray',
            'CollectiveTaskArray', 'create_array']
@@ -97,6 +98,8 @@ def create_array(cls, count, where, args, kwargs):
     ValueError
         If ``count`` exceeds the number of workers, ``runtime=`` is given, or the class retries
         failing calls (a retry on one member would repeat its collectives alone).
+    RuntimeDisconnectedError
+        If ``count`` exceeds the number of workers not lost (``worker_lost='continue'``).
     CollectiveError
         If called on a worker.
     """
@@ -111,6 +114,13 @@ def create_array(cls, count, where, args, kwargs):
         raise ValueError(f'{name}.remote(len={count}, collective=True) needs {count} distinct '
                          f'workers, but the runtime has {len(workers)}: give len <= '
                          f'{len(workers)} or start more ranks')
+    live = client.placement.live
+    if count > len(live):
+        # A member on a lost worker would leave the others in MPI_Comm_create_group for ever.
+        lost = ', '.join(f'worker:{r}' for r in sorted(client.lost))
+        raise RuntimeDisconnectedError(
+            f'{name}.remote(len={count}, collective=True) needs {count} distinct workers, but '
+            f'only {len(live)} are left ({lost} lost): give len <= {len(live)}')
     if getattr(cls, 'max_retries', 0):
         raise ValueError(f'{name} has @tessera(max_retries={cls.max_retries}): a collective '
                          f'array cannot retry calls (a member retrying alone would wait for the '
@@ -119,9 +129,14 @@ def create_array(cls, count, where, args, kwargs):
     transport = runtime.transport
     members = []
     for index, rank in enumerate(ranks):
-        transport.send(rank, JoinGroup(ranks, index))     # just before the CreateTessera
-        tessera_id, init = client.submit_create(cls, name, args, dict(kwargs), rank)
+        # The JoinGroup goes just before the CreateTessera, once the arguments are pickled: sent
+        # for a member whose arguments failed, it would make the next tessera built on that
+        # worker a member, waiting in MPI_Comm_create_group for ever.
+        join = functools.partial(transport.send, rank, JoinGroup(ranks, index))
+        tessera_id, init = client.submit_create(cls, name, args, dict(kwargs), rank,
+                                                before_send=join)
         members.append(MemberProxy(cls, name, tessera_id, rank, init))
+    client.collective_call([m._init._st for m in members])     # (see Client.drain)
     return CollectiveArray(members, uid=f'array-{name.lower()}-{client.new_id()}')
 
 
@@ -151,16 +166,21 @@ class MemberProxy(TesseraProxy):
         return TesseraProxy._submit(self, op, name, args, kwargs)
 
     def __reduce__(self):
-        object.__setattr__(self, '_owned', False)
-        return _rebuild_member_proxy, (self._cls, self._name, self._tid, self._rank)
+        # Counted as any tessera proxy: a reference in flight until its receiver registers.
+        client = self._owned or context.require().client
+        lender = client.escape_tessera(self._tid, self._rank)
+        return _rebuild_member_proxy, (self._cls, self._name, self._tid, self._rank, lender)
 
     def __repr__(self):
         return f'<MemberProxy {self._name}({self._tid}) on worker:{self._rank}>'
 
 
-def _rebuild_member_proxy(cls, name, tessera_id, rank):
-    proxy = _rebuild_tessera_proxy(cls, name, tessera_id, rank)
-    return MemberProxy(proxy._cls, proxy._name, proxy._tid, proxy._rank, None)
+def _rebuild_member_proxy(cls, name, tessera_id, rank, lender=-1):
+    proxy = MemberProxy(cls, name, tessera_id, rank, None)
+    client = bound_client()
+    if client is not None and client.adopt_tessera(tessera_id, rank, lender):
+        object.__setattr__(proxy, '_owned', client)
+    return proxy
 
 
 class CollectiveTaskArray(TaskArray):
@@ -204,6 +224,9 @@ class CollectiveArray(ArrayProxy):
     :class:`CollectiveTaskArray`; inside it ``mosaic.comm()`` is the array's communicator, the
     member's rank in it its index. Calls of every collective array run on their members in the
     order the head made them. ``arr[i]`` is member ``i`` (a :class:`MemberProxy`).
+
+    A method call raises :class:`~mosaic_mpi.errors.RuntimeDisconnectedError` at once, sending
+    nothing, if the worker of a member was lost (``worker_lost='continue'``).
     """
 
     type = 'array_proxy'
@@ -257,5 +280,16 @@ class _CollectiveMethod:
             raise TypeError(f'{proxies[0]._name}.{self._name} is a coroutine function: methods '
                             f'of a collective array must be plain functions (def, not async '
                             f'def), as they run on the worker\'s collective thread')
-        return CollectiveTaskArray(p._submit_member(Op.CALL, self._name, args, kwargs)
-                                   for p in proxies)
+        client = _require_head(f'{proxies[0]._name}.{self._name}').client
+        lost = [p._rank for p in proxies if p._rank in client.lost]
+        if lost:
+            # Checked before anything is sent: the members left would wait for the lost ones in
+            # their collectives for ever.
+            raise RuntimeDisconnectedError(
+                f'{proxies[0]._name}.{self._name}: the collective array\'s members on '
+                f'{", ".join(f"worker:{r}" for r in lost)} were lost, so the others cannot run '
+                f'its collective methods (make a new array on the workers left)')
+        tasks = CollectiveTaskArray(p._submit_member(Op.CALL, self._name, args, kwargs)
+                                    for p in proxies)
+        client.collective_call([t._st for t in tasks])      # (see Client.drain)
+        return tasks

@@ -197,12 +197,15 @@ class Client:
         self.throttled = 0              # submissions that had to wait for room (S32)
         self._pending = {}              # owner rank -> calls of this client not finished
         self.lost = set()               # ranks of workers that were lost
+        placement.lost = self.lost      # new tesserae go on the others
         self._room = threading.Condition(self._lock)
         self._closed = False
         self._drops = {}                # owner rank -> (freed task ids, freed tessera ids)
         self._drops_since = 0.0         # when the oldest of them was freed
         # Proxies that travel to other ranks are counted there (owner/borrower, borrowers.py).
         self.refs = RefCounts(rank, self._run, transport, self._on_free)
+        self._collective_calls = []     # the member states of each call on a collective array
+        self._collective_prune = 64     # pruned of finished calls when it reaches this length
 
     @property
     def closed(self):
@@ -298,8 +301,12 @@ class Client:
         if self.timeline is not None:
             self.timeline.submit(state.task_id)
 
-    def submit_create(self, cls, name, args, kwargs, rank):
+    def submit_create(self, cls, name, args, kwargs, rank, before_send=None):
         """Build a tessera of ``cls`` on worker ``rank``.
+
+        ``before_send()``, if given, runs once the call has been serialised, just before its
+        record is sent (a collective array's member sends its JoinGroup there, so that nothing
+        is sent for a member whose arguments cannot be pickled).
 
         Returns
         -------
@@ -325,6 +332,8 @@ class Client:
                 from error
         state = TaskState(self.new_id(), rank, tessera_id, '__init__', label)
         self._register(state, holds, payload)
+        if before_send is not None:
+            before_send()
         self._transport.send(rank, CreateTessera(state.task_id, tessera_id, self.rank, name,
                                                  (cls_payload, payload), deps))
         return tessera_id, TaskProxy(state)
@@ -594,20 +603,88 @@ class Client:
         self._finish(state, error)
         self._bridge.flush()
 
-    def drain(self, timeout=None):
+    def drain(self, timeout=None, stuck_after=None):
         """Block until every task this client submitted has finished.
+
+        Parameters
+        ----------
+        timeout : float or None
+            Seconds to wait at most (``None``: no limit).
+        stuck_after : float or None
+            Give up once no task has finished for this many seconds while a call on a
+            collective array has a failed member and members that have not finished (they wait
+            in a collective the failed member never joined: nothing can end it). ``None``: never.
 
         Returns
         -------
-        bool
-            ``True`` if all finished within ``timeout`` seconds.
+        bool or str
+            ``True`` if all finished within ``timeout`` seconds, ``False`` if not; if it gave up
+            for ``stuck_after``, a message naming the stuck call and the workers that wait.
         """
         with self._idle:
             self._draining += 1
             try:
-                return self._idle.wait_for(lambda: self.outstanding == 0, timeout)
+                if stuck_after is None:
+                    return self._idle.wait_for(lambda: self.outstanding == 0, timeout)
+                return self._drain_or_stuck(timeout, stuck_after)
             finally:
                 self._draining -= 1
+
+    def _drain_or_stuck(self, timeout, stuck_after):
+        # (``_idle`` held) drain() with ``stuck_after``: see there.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last, since = self.outstanding, time.monotonic()
+        while self.outstanding:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                return False
+            step = 0.25 if deadline is None else min(0.25, deadline - now)
+            self._idle.wait(step)
+            now = time.monotonic()
+            if self.outstanding != last:
+                last, since = self.outstanding, now
+            elif now - since >= stuck_after and self.outstanding:
+                stuck = self._stuck_collective()
+                if stuck is not None:
+                    return stuck
+                since = now
+        return True
+
+    def collective_call(self, states):
+        """Remember the member tasks of one call (or construction) of a collective array.
+
+        Parameters
+        ----------
+        states : sequence of TaskState
+            One per member, in member order.
+        """
+        with self._lock:
+            calls = self._collective_calls
+            calls.append(tuple(states))
+            if len(calls) >= self._collective_prune:
+                calls[:] = [c for c in calls if any(s.status not in _FINISHED for s in c)]
+                self._collective_prune = max(64, 2 * len(calls))
+
+    def _stuck_collective(self):
+        # (lock held) What holds a collective array's call up for ever, if anything: one of its
+        # members failed and others have not finished. None if nothing does.
+        for call in self._collective_calls:
+            failed = [s for s in call if s.status is TaskStatus.FAILED]
+            waiting = [s for s in call if s.status not in _FINISHED]
+            if failed and waiting:
+                first = failed[0]
+                try:
+                    error = first.error if isinstance(first.error, BaseException) \
+                        else unpack_error(first.error)
+                    what = f'{type(error).__name__}: {error}'
+                except Exception:           # (the message must not fail for an odd error)
+                    what = 'an error'
+                return (f'{first.label} (task {first.task_id}) failed on worker:{first.owner} '
+                        f'({what}), and its other members on '
+                        f'{", ".join(f"worker:{s.owner}" for s in waiting)} have not finished: '
+                        f'they wait in a collective the failed member never joined, which '
+                        f'nothing can end')
+        return None
 
     async def barrier(self):
         """Wait until every task submitted so far has finished (errors are not raised)."""

@@ -203,9 +203,10 @@ class CollectiveHost(TesseraHost):
             if task.op is None:
                 self.comm = create_group(self.parent, self.ranks)
             value = self._invoke(task)
-            if inspect.isawaitable(value):
-                if inspect.iscoroutine(value):
-                    value.close()
+            # A coroutine means an async def method; other awaitables (a TaskProxy or tessera
+            # proxy the method returns) are values like any other.
+            if inspect.iscoroutine(value):
+                value.close()
                 value = None
                 raise TypeError(f'{self.name}.{task.method} is a coroutine function: methods of '
                                 f'a collective array must be plain functions (def, not async '

@@ -3,6 +3,8 @@
 import itertools
 from typing import NamedTuple
 
+from ..errors import RuntimeDisconnectedError
+
 __all__ = ['WorkerHandle', 'Workers', 'RoundRobin']
 
 
@@ -81,6 +83,13 @@ class RoundRobin:
         self.workers = list(workers)
         self.head = head if head is not None else WorkerHandle('head', 0)
         self._next = itertools.count()
+        self.lost = set()       # ranks of lost workers (the client's set): skipped in turn
+
+    @property
+    def live(self):
+        """list of WorkerHandle: the workers not lost, in rank order."""
+        lost = self.lost
+        return [w for w in self.workers if w.rank not in lost] if lost else self.workers
 
     def rank_of(self, where=None):
         """Rank for a new tessera.
@@ -88,7 +97,8 @@ class RoundRobin:
         Parameters
         ----------
         where : WorkerHandle, str, int or None
-            ``None`` for the next worker in turn; otherwise a handle, a uid ``'worker:N'`` or a rank.
+            ``None`` for the next worker in turn (lost workers are skipped); otherwise a handle,
+            a uid ``'worker:N'`` or a rank.
 
         Returns
         -------
@@ -99,11 +109,14 @@ class RoundRobin:
         ------
         ValueError
             If ``where`` names no worker of this runtime.
+        RuntimeDisconnectedError
+            If ``where`` is ``None`` and every worker was lost.
         """
         if not self.workers:
             raise ValueError('this runtime has no workers')
         if where is None:
-            return self.workers[next(self._next) % len(self.workers)].rank
+            workers = self._live_or_raise()
+            return workers[next(self._next) % len(workers)].rank
         if isinstance(where, WorkerHandle):
             rank = where.rank
         elif isinstance(where, str) and where.startswith('worker:') and where[7:].isdigit():
@@ -119,5 +132,21 @@ class RoundRobin:
         return rank
 
     def member_ranks(self, count):
-        """Ranks of the ``count`` members of a tessera array: member i on worker i mod W."""
-        return [self.workers[i % len(self.workers)].rank for i in range(count)]
+        """Ranks of the ``count`` members of a tessera array: member i on worker i mod W (of
+        the workers not lost).
+
+        Raises
+        ------
+        RuntimeDisconnectedError
+            If every worker was lost.
+        """
+        workers = self._live_or_raise()
+        return [workers[i % len(workers)].rank for i in range(count)]
+
+    def _live_or_raise(self):
+        workers = self.live
+        if not workers:
+            raise RuntimeDisconnectedError(
+                f'every worker was lost ({", ".join(w.uid for w in self.workers)}): there is no '
+                f'worker left to place a tessera on')
+        return workers

@@ -13,6 +13,7 @@ import threading
 import time
 
 from ..comms import Transport, abort_world, mpi_world, spawn as mpi_spawn
+from ..errors import CollectiveError
 from ..logs import MosaicLogger
 from ..messages import id_run, make_id
 from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
@@ -31,6 +32,10 @@ from .worker import Worker
 __all__ = ['Runtime']
 
 _log = logging.getLogger('mosaic_mpi')
+# s without any task finishing, at the end of a run, before a collective array's call that a
+# failed member left stuck (Client.drain) ends the job; and the workers' grace then
+_STUCK_AFTER = 10.0
+_STUCK_GRACE = 3.0
 
 
 class Runtime:
@@ -404,13 +409,34 @@ class Runtime:
             and the whole job ends with ``MPI_Abort(code or 1)``.
         reason : str
             Why the run ends early (the formatted exception of ``main``), printed before an abort.
+
+        Raises
+        ------
+        CollectiveError
+            When draining, if no task finished for ``_STUCK_AFTER`` (10) s while a call on a
+            collective array had a failed member and members still waiting in a collective for
+            it: the workers are then stopped as after a failed run (exit code 1), and this says
+            which call it was.
         """
         if not self.running:
             return
         self.running = False
+        stuck = None
         if drain:
             _log.debug('head: waiting for %d outstanding tasks', self.client.outstanding)
-            self.client.drain()
+            stuck = self.client.drain(stuck_after=_STUCK_AFTER)
+            if stuck is not True:
+                # A collective array's call whose failed member left the others in a collective
+                # (main caught the error and returned): the drain would wait for ever.
+                message = (f'mosaic_mpi: the run cannot end normally: {stuck}; ending the '
+                           f'job\n')
+                _log.critical(message.strip())
+                sys.stderr.write(message)
+                sys.stderr.flush()
+                stuck = CollectiveError(message.strip())
+                code, drain, timeout = code or 1, False, min(timeout, _STUCK_GRACE)
+            else:
+                stuck = None
         if self.timeline is not None:
             self._write_trace()
         _log.debug('head: stopping %d workers', self.num_workers)
@@ -444,6 +470,8 @@ class Runtime:
         elif self._detach is not None:
             self._detach()
         _log.debug('head: stopped')
+        if stuck is not None:
+            raise stuck
 
     def _write_trace(self):
         """Collect every worker's timeline, on the head's clock, into ``config.trace``."""

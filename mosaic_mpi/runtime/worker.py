@@ -383,8 +383,12 @@ class Worker:
             return
         _log.debug('worker:%d: building %s (tessera %d) for rank %d', self.rank, record.name,
                    record.tessera_id, record.caller)
-        joining, self._joining = self._joining, None
-        if joining is not None and record.caller == 0:
+        # The head's JoinGroup names its next CreateTessera here; one from another worker may
+        # arrive in between (their packets interleave) and must leave it for that one.
+        joining = None
+        if record.caller == 0:
+            joining, self._joining = self._joining, None
+        if joining is not None:
             host = self._collective_host(record, joining)
         else:
             host = TesseraHost(self, record.tessera_id, record.name)
