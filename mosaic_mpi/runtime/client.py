@@ -907,4 +907,6 @@ def _name_unpicklable(label, args, kwargs, threshold):
             with uncounted():          # thrown away: no reference travels
                 dumps(value, threshold, lock=False)
         except SerialisationError as error:
-            raise SerialisationError(f'{name} of {label}() cannot be pickled: {error}') from error
+            # The message already holds pickle's and cloudpickle's reasons: their own
+            # tracebacks (four, inside the pickling machinery) would only bury the user's line.
+            raise SerialisationError(f'{name} of {label}() cannot be pickled: {error}') from None
