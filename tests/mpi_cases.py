@@ -722,6 +722,7 @@ async def case_exceptions(runtime):
     dependent = s.add(f)
     exc = await expect(DependencyError, dependent)
     assert 'Store.fail' in str(exc) and 'ValueError' in str(exc)
+    assert str(exc).startswith(f'Store.add (task {dependent.uid}) was not run'), str(exc)
     assert isinstance(exc.__cause__, ValueError) and str(exc.__cause__) == 'bad input 42'
     chained = s.add(dependent)
     exc = await expect(DependencyError, chained.result())

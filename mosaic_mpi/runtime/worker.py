@@ -504,7 +504,9 @@ class Worker:
     def _fail_dep(self, task, dep, upstream):
         slot = f'argument {dep.slot!r}' if isinstance(dep.slot, str) else \
             f'positional argument {dep.slot}'
-        error = DependencyError(f'{task.method} (task {task.uid}) was not run: its {slot}, from '
+        host = self.hosts.get(task.tessera_id)
+        label = f'{host.name}.{task.method}' if host is not None else task.method
+        error = DependencyError(f'{label} (task {task.uid}) was not run: its {slot}, from '
                                 f'{dep.label}, could not be obtained: '
                                 f'{type(upstream).__name__}: {upstream}')
         error.__cause__ = upstream
