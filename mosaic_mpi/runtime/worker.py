@@ -417,11 +417,13 @@ class Worker:
     def _call_array(self, record):
         # One Call per member, in member order; each unpickles its own copy of the arguments
         # (the first one the received buffers, the others copies of them).
+        # Copies are made before any member runs (a push may run its call at once).
         task_ids, tessera_ids, caller, op, method, payload, deps, retries = record
+        payloads = [payload] + [payload.copy() for _ in range(len(task_ids) - 1)]
         call = self._call
         for index, task_id in enumerate(task_ids):
-            call(Call(task_id, tessera_ids[index], caller, op, method,
-                      payload if index == 0 else payload.copy(), deps, retries))
+            call(Call(task_id, tessera_ids[index], caller, op, method, payloads[index], deps,
+                      retries))
 
     def _collective_host(self, record, joining):
         from .collective import CollectiveHost, CollectiveRunner
