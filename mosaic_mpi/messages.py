@@ -24,7 +24,8 @@ from .serialisation import Payload
 __all__ = ['make_id', 'id_rank', 'id_run', 'RUN_SHIFT', 'anonymous_tessera_id', 'Op', 'Select',
            'Ask', 'Dependency', 'CreateTessera', 'Call', 'Completed', 'Fetch', 'Value', 'Drop',
            'Stop', 'Stopped', 'Query', 'Beat', 'Lost', 'PublishRequest', 'Publish', 'Published',
-           'DropObject', 'Broadcasted', 'Probe', 'Cycle', 'JoinGroup', 'Refs', 'pack', 'unpack']
+           'DropObject', 'Broadcasted', 'Probe', 'Cycle', 'JoinGroup', 'Refs', 'CallArray', 'pack',
+           'unpack']
 
 _ID_BITS = 40
 
@@ -117,6 +118,23 @@ class Call(NamedTuple):
     """
     task_id: int
     tessera_id: int
+    caller: int
+    op: Op
+    method: str
+    payload: Any
+    deps: Tuple[Dependency, ...]
+    retries: int = -1
+
+
+class CallArray(NamedTuple):
+    """One call of an array's method on its members living on the receiving worker.
+
+    The same as one :class:`Call` per member, in member order (``task_ids[i]`` on
+    ``tessera_ids[i]``), all with the one ``payload`` (serialised once by the caller; each member
+    still unpickles its own copy), ``deps``, ``op``, ``method`` and ``retries``.
+    """
+    task_ids: Tuple[int, ...]
+    tessera_ids: Tuple[int, ...]
     caller: int
     op: Op
     method: str
@@ -331,6 +349,18 @@ def _call_in(w, incoming):
                        _take(data, count, incoming), _deps_in(deps), retries))
 
 
+def _call_array_out(r, buffers, held):
+    task_ids, tessera_ids, caller, op, method, payload, deps, retries = r
+    return (18, task_ids, tessera_ids, caller, _OP_CODES[op], method,
+            *_put(payload, buffers, held), _deps_out(deps), retries)
+
+
+def _call_array_in(w, incoming):
+    _, task_ids, tessera_ids, caller, op, method, data, count, deps, retries = w
+    return _new(CallArray, (task_ids, tessera_ids, caller, _OPS[op], method,
+                            _take(data, count, incoming), _deps_in(deps), retries))
+
+
 def _completed_out(r, buffers, held):
     if r.error is None:
         return (2, r.task_id)
@@ -387,9 +417,10 @@ _DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(
            _plain_in(Stop), _plain_in(Stopped), _query_in, _plain_in(Beat), _plain_in(Lost),
            _plain_in(PublishRequest), _plain_in(Publish), _plain_in(Published),
            _plain_in(DropObject), _plain_in(Probe), _plain_in(Cycle), _plain_in(JoinGroup))
-# Codes 18-23 are kept for records of other branches; reference counting takes 24.
+# Array calls take 18; 19-23 are kept for records of other branches; reference counting takes 24.
+_ENCODE[CallArray] = _call_array_out
 _ENCODE[Refs] = _plain_out(24)
-_DECODE += (None,) * (24 - len(_DECODE)) + (_plain_in(Refs),)
+_DECODE += (_call_array_in,) + (None,) * (24 - len(_DECODE) - 1) + (_plain_in(Refs),)
 
 
 def pack(records):

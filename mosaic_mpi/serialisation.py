@@ -121,6 +121,30 @@ class Payload:
             return len(self.data)
         return len(self.data) + sum(memoryview(b).nbytes for b in self.buffers)
 
+    def share(self):
+        """Another Payload of the same bytes, to send once more while this one is in flight.
+
+        Its locked arrays are locked once more (:class:`ArrayLock` counts): they become writeable
+        again when both have been released.
+
+        Returns
+        -------
+        Payload
+        """
+        locked = [a for a in self.locked if _ARRAY_LOCK.acquire(a) is not None]
+        return Payload(self.data, self.buffers, locked)
+
+    def copy(self):
+        """A Payload of copies of this one's buffers (arrays unpickled from it own them).
+
+        Returns
+        -------
+        Payload
+        """
+        if not self.buffers:
+            return self
+        return Payload(self.data, [bytearray(b) for b in self.buffers])
+
     def release(self):
         """Make the arrays locked for sending writeable again (idempotent)."""
         locked, self.locked = self.locked, ()

@@ -1105,6 +1105,83 @@ async def _await(awaitable):
     return await awaitable
 
 
+
+@mosaic.tessera
+class ArrayMember:
+    """Member of the array-call case: keeps what it was called with."""
+
+    def __init__(self):
+        self.seen = []
+
+    def put(self, values):
+        values[0] += 1              # in place: each member must have its own copy
+        return float(values[0])
+
+    def log(self, value):
+        self.seen.append(value)
+        return value
+
+    def get(self):
+        return list(self.seen)
+
+    def fail_if_seen(self, value):
+        if value in self.seen:
+            raise ValueError(f'{value!r} seen')
+        return 0
+
+    def ask(self, other):
+        return await_other(other)
+
+
+def await_other(other):
+    return other.uid
+
+
+async def case_array_calls(runtime):
+    from mosaic_mpi.messages import Call, CallArray
+    workers = runtime.num_workers
+    arr = ArrayMember.remote(len=3 * workers)
+    await arr
+    transport = runtime.client._transport
+    sent = []
+    send = transport.send
+    transport.send = lambda dest, record: (sent.append(record.__class__), send(dest, record))
+    try:
+        tasks = arr.put(np.zeros(20000))         # out of band (> 64 kB): copied per member
+    finally:
+        transport.send = send
+    assert sent.count(CallArray) == workers and Call not in sent, sent
+    got = await tasks.result()
+    assert got == [1.0] * len(arr), got
+    small = arr.put([0])
+    assert await small.result() == [1.0] * len(arr)
+    # order with single calls on the same members
+    first = arr[0]
+    first.log('a')
+    arr.log('b')
+    first.log('c')
+    assert await first.get().result() == ['a', 'b', 'c']
+    # a failure in one member only
+    results = arr.log(7)
+    one = arr.fail_if_seen('a')                 # only member 0 has seen it
+    assert 'seen' in str(await expect(ValueError, one[0].result()))
+    for task in one[1:]:
+        assert await task.result() == 0
+    # dependencies: on another task, and an array result used by a single call
+    dep = arr[1].log(5)
+    assert await arr.log(dep).result() == [5] * len(arr)
+    assert await arr[0].log(results[-1]).result() == 7
+    # runtime= selection calls the one member there
+    assert await arr.log(9, runtime=runtime.workers[-1]).result() == 9
+    # a proxy in the arguments of an array call stays usable (counted once per member)
+    other = ArrayMember.remote()
+    await other
+    assert await arr.ask(other).result() == [other.uid] * len(arr)
+    import gc
+    gc.collect()
+    await asyncio.sleep(0.2)
+    assert await other.log(3).result() == 3
+
 CASES = scenarios.cases(globals())
 
 

@@ -496,3 +496,23 @@ def test_liveness_says_when_it_next_has_work_and_loses_a_silent_peer_on_time():
         now = live.due
     assert lost == [(1, now)] and 2.0 < now <= 2.5
     assert list(live.last_heard) == [2] and live.due > now
+
+
+def test_call_array_record_round_trips_and_members_own_copies():
+    import numpy as np
+    from mosaic_mpi.messages import CallArray, Dependency, Op, Select, pack, unpack
+    from mosaic_mpi.serialisation import dumps, loads
+    payload = dumps(((np.zeros(20000),), {}), 65536)
+    record = CallArray((11, 12), (21, 22), 0, Op.CALL, 'step', payload,
+                       (Dependency(1, 5, 2, Select.WHOLE, 'A.f (task 5)'),), 2)
+    body, buffers, held = pack([record])
+    (back,) = unpack(body, [bytearray(b) for b in buffers])
+    assert back.task_ids == (11, 12) and back.tessera_ids == (21, 22) and back.op is Op.CALL
+    assert back.method == 'step' and back.retries == 2 and back.deps == record.deps
+    first, second = loads(back.payload)[0][0], loads(back.payload.copy())[0][0]
+    first[0] = 1.0
+    assert second[0] == 0.0 and not np.shares_memory(first, second)
+    shared = payload.share()
+    payload.release()
+    assert not payload.locked and len(shared.buffers) == 1
+    shared.release()

@@ -12,10 +12,11 @@ from .. import context
 from ..messages import Select
 
 __all__ = ['TaskOutputGenerator', 'TaskOutput', 'TaskDone', 'TaskRemote', 'client_of',
-           'uncounted', 'counting', 'bound_client']
+           'uncounted', 'counting', 'recording', 'record', 'bound_client']
 
 class _Pickling(threading.local):
     off = False             # (a class default: reading it costs no AttributeError)
+    tokens = None           # a list collecting the counted pickles (see recording())
 
 
 _pickling = _Pickling()
@@ -34,6 +35,34 @@ def uncounted():
         yield
     finally:
         _pickling.off = before
+
+
+@contextlib.contextmanager
+def recording():
+    """Collect, in this thread, the references counted as in flight by the pickles made inside.
+
+    An array call pickles its arguments once for all its members (each member unpickles them
+    on its own): the caller then counts one more token per extra member for each reference
+    collected here (``Client.submit_array_call``).
+
+    Yields
+    ------
+    list of tuple
+        ``(uid, kind, where)`` of each counted pickle, in order.
+    """
+    before = _pickling.tokens
+    tokens = _pickling.tokens = []
+    try:
+        yield tokens
+    finally:
+        _pickling.tokens = before
+
+
+def record(uid, kind, where):
+    """Note a counted pickle of ``uid`` for :func:`recording` (nothing outside it)."""
+    tokens = _pickling.tokens
+    if tokens is not None:
+        tokens.append((uid, kind, where))
 
 
 def counting():

@@ -591,8 +591,20 @@ class _ArrayMethod:
         where = kwargs.pop('runtime', None)
         if where is not None:
             return self._array.member_on(where)._submit(Op.CALL, self._name, args, kwargs)
-        return TaskArray(p._submit(Op.CALL, self._name, args, kwargs)
-                         for p in self._array._proxies)
+        proxies = self._array._proxies
+        if len(proxies) == 1:
+            return TaskArray((proxies[0]._submit(Op.CALL, self._name, args, kwargs),))
+        retries = -1
+        if kwargs and 'max_retries' in kwargs:      # reserved, as in Mosaic (S21)
+            retries = kwargs.pop('max_retries')
+            if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+                raise ValueError(f'max_retries must be an int >= 0, got {retries!r}')
+        # One pickle of the arguments and one record per worker for all the members (the
+        # members still run as separate calls, ordered with the single calls made on them).
+        client = context.require().client
+        return TaskArray(client.submit_array_call([(p._tid, p._rank) for p in proxies],
+                                                  proxies[0]._name, Op.CALL, self._name, args,
+                                                  kwargs, retries))
 
 
 class _ArrayAttribute:

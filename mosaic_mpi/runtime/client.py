@@ -13,12 +13,12 @@ import time
 import warnings
 
 from ..core.state import TaskState
-from ..core.references import uncounted
+from ..core.references import recording, uncounted
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..core.warehouse_object import WarehouseObject
 from ..core.worker_task import current_task
 from ..errors import DeadlockError, RuntimeDisconnectedError, RuntimeNotRunning, SerialisationError
-from ..messages import (make_id, anonymous_tessera_id, id_run, Ask, Call, CreateTessera,
+from ..messages import (make_id, anonymous_tessera_id, id_run, Ask, Call, CallArray, CreateTessera,
                         Dependency, Drop, Fetch, Op, Query, Select, Value)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import pack_error, unpack_error
@@ -368,6 +368,101 @@ class Client:
         self._transport.send(rank, Call(state.task_id, tessera_id, self.rank, op, method, payload,
                                         deps, retries))
         return TaskProxy(state)
+
+    def submit_array_call(self, members, name, op, method, args, kwargs, retries=-1):
+        """Call ``method`` on every member of an array; one TaskProxy per member, in order.
+
+        The same as one :meth:`submit_call` per member, cheaper: the arguments are pickled once,
+        the members' tasks are registered in one go, and each worker gets one
+        :class:`~mosaic_mpi.messages.CallArray` for all its members (it runs them as separate
+        calls, in member order, each on its own copy of the arguments).
+
+        Parameters
+        ----------
+        members : list of (int, int)
+            ``(tessera_id, rank)`` of each member.
+        name : str
+            The class name (for labels).
+        op, method, args, kwargs, retries
+            As for :meth:`submit_call`.
+
+        Returns
+        -------
+        list of TaskProxy
+
+        Raises
+        ------
+        SerialisationError
+            If an argument cannot be pickled (the message names it).
+        RuntimeNotRunning
+            If the array belongs to an earlier run.
+        RuntimeDisconnectedError
+            If a member's worker was lost (nothing is submitted then).
+        """
+        label = f'{name}.{method}'
+        for tessera_id, rank in members:
+            if id_run(tessera_id) != self._run:
+                raise RuntimeNotRunning(f'{name} (tessera {tessera_id}) belongs to an earlier '
+                                        f'run of the runtime, whose workers have stopped: '
+                                        f'create it again')
+            if rank in self.lost:
+                raise RuntimeDisconnectedError(f'{label}: worker:{rank} was lost, its tesserae '
+                                               f'are gone')
+        with recording() as tokens:
+            payload, deps, holds = self._serialise_call(label, args, kwargs)
+        for _ in range(len(members) - 1):
+            # Pickled once, unpickled once per member: one reference in flight per member.
+            for token in tokens:
+                self.refs.pickled(*token)
+        holds = holds or None           # shared by the members' states: kept until all finish
+        nbytes = payload.nbytes
+        states = []
+        by_rank = {}
+        new_id = self.new_id
+        for tessera_id, rank in members:
+            state = TaskState(new_id(), rank, tessera_id, method, label, self)
+            state.holds = holds
+            state.nbytes = nbytes
+            if tessera_id >> 40 != self.rank:
+                self.refs.pinned(tessera_id, TESSERA, rank)     # as in submit_call
+                state.pin = tessera_id
+            states.append(state)
+            group = by_rank.get(rank)
+            if group is None:
+                group = by_rank[rank] = []
+            group.append(state)
+        self._register_many(states, by_rank)
+        first = True
+        for rank, group in by_rank.items():
+            self._transport.send(rank, CallArray(
+                tuple(s.task_id for s in group), tuple(s.tessera_id for s in group), self.rank,
+                op, method, payload if first else payload.share(), deps, retries))
+            first = False
+        return [TaskProxy(state) for state in states]
+
+    def _register_many(self, states, by_rank):
+        # _register for the members of one array call, under one lock.
+        tasks = self._tasks
+        count = len(states)
+        with self._lock:
+            if self.rank == 0 and any(self._pending.get(o, 0) > self.max_pending
+                                      for o in by_rank):
+                # Back-pressure (S32), as in _register: wait for room before the whole call
+                # (which may then go past the limit by its own members, never deadlock on them).
+                self.throttled += 1
+                self._room.wait_for(lambda: all(self._pending.get(o, 0) <= self.max_pending
+                                                for o in by_rank) or self.closed)
+            for state in states:
+                tasks[state.task_id] = state
+            self.outstanding += count
+            self.submitted += count
+            self.queued_calls.submitted(self.submitted, self.outstanding)
+            pending = self._pending
+            for owner, group in by_rank.items():
+                pending[owner] = pending.get(owner, 0) + len(group)
+        if self.timeline is not None:
+            for state in states:
+                self.timeline.submit(state.task_id)
 
     def submit_on_result(self, proxy, name, args, kwargs):
         """Run ``name(*args, **kwargs)`` on the task's result where it is stored (``t.remote``).

@@ -10,7 +10,7 @@ The updates it produces leave as one :class:`~mosaic_mpi.messages.Refs` per owne
 
 import collections
 
-from ..core.references import counting
+from ..core.references import counting, record
 from ..messages import Refs, id_run
 from .borrowers import Borrowers, TASK, TESSERA
 
@@ -59,6 +59,7 @@ class RefCounts:
         """
         if self.closed or id_run(uid) != self.run or not counting():
             return -1
+        record(uid, kind, where)
         self._note((_PICKLED, uid, kind, where))
         return self.machine.rank
 

@@ -16,7 +16,7 @@ from ..comms import Transport, abort_world, mpi_world, spawn as mpi_spawn
 from ..errors import CollectiveError
 from ..logs import MosaicLogger
 from ..messages import id_run, make_id
-from ..messages import (Ask, Beat, Broadcasted, Call, Completed, CreateTessera, Cycle, Drop,
+from ..messages import (Ask, Beat, Broadcasted, Call, CallArray, Completed, CreateTessera, Cycle, Drop,
                         DropObject, Fetch, JoinGroup, Lost, Probe, Publish, PublishRequest,
                         Published, Query, Refs, Stop, Stopped, Value)
 from . import coordination
@@ -142,7 +142,8 @@ class Runtime:
                       self.objects.on_publish_request, Broadcasted: self.objects.on_broadcasted})
         if self.worker is not None:
             table.update({CreateTessera: self.worker.on_create,
-                          Call: self.worker.on_call, Stop: self._on_stop,
+                          Call: self.worker.on_call, CallArray: self.worker.on_call_array,
+                          Stop: self._on_stop,
                           Fetch: self.worker.on_fetch, Drop: self.worker.on_drop,
                           Query: self._on_query, Publish: self.objects.on_publish,
                           Probe: self.worker.on_probe, Cycle: self.worker.on_cycle,

@@ -16,7 +16,7 @@ from ..core.references import uncounted
 from ..core.task import Task, TaskStatus
 from ..core.worker_task import reset_current_task, set_current_task
 from ..errors import DependencyError
-from ..messages import Ask, Completed, Fetch, Op, Select, Stopped, Value, anonymous_tessera_id
+from ..messages import Ask, Call, Completed, Fetch, Op, Select, Stopped, Value, anonymous_tessera_id
 from ..serialisation import dumps, loads
 from .cycles import CycleDetector
 from .failures import pack_error, unpack_error
@@ -270,6 +270,10 @@ class Worker:
         """Queue a call on its tessera, on the worker loop."""
         self.bridge.post(self.loop, self._call, record)
 
+    def on_call_array(self, source, record):
+        """Queue an array call on its members here, on the worker loop."""
+        self.bridge.post(self.loop, self._call_array, record)
+
     def on_join_group(self, source, record):
         """The next tessera the head builds here is a collective array's member (on the loop,
         in order with the records around it)."""
@@ -415,6 +419,17 @@ class Worker:
         host.push(task)
         if self.bridge.about_to_wait(self.loop):
             self.transport.flush_now()  # its reply (if it ran) leaves now, not at the loop's wait
+
+    def _call_array(self, record):
+        # One Call per member, in member order; each unpickles its own copy of the arguments
+        # (the first one the received buffers, the others copies of them).
+        # Copies are made before any member runs (a push may run its call at once).
+        task_ids, tessera_ids, caller, op, method, payload, deps, retries = record
+        payloads = [payload] + [payload.copy() for _ in range(len(task_ids) - 1)]
+        call = self._call
+        for index, task_id in enumerate(task_ids):
+            call(Call(task_id, tessera_ids[index], caller, op, method, payloads[index], deps,
+                      retries))
 
     def _collective_host(self, record, joining):
         from .collective import CollectiveHost, CollectiveRunner
