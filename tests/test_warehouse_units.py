@@ -11,7 +11,7 @@ import mosaic_mpi
 from mosaic_mpi import messages as M
 from mosaic_mpi.core.warehouse_object import WarehouseObject
 from mosaic_mpi.messages import Select, make_id
-from mosaic_mpi.runtime.client import LoopBridge, Requests
+from mosaic_mpi.runtime.bridge import LoopBridge, Requests
 from mosaic_mpi.runtime.failures import unpack_error
 from mosaic_mpi.runtime.objects import Objects
 from mosaic_mpi.runtime.warehouse import Entry, Warehouse, missing_object, select, value_for

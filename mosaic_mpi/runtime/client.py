@@ -3,7 +3,7 @@
 Every rank has a :class:`Client` (the head for ``main``, workers for actor-to-actor calls). User
 threads submit through it; the progress thread reports completions and fetched values to it.
 Futures are created on whatever event loop awaits and resolved there through the
-:class:`LoopBridge`, so the client works with any loop and from plain threads.
+:class:`~.bridge.LoopBridge`, so the client works with any loop and from plain threads.
 """
 
 import asyncio
@@ -19,134 +19,18 @@ from ..core.warehouse_object import WarehouseObject
 from ..core.worker_task import current_task
 from ..errors import DeadlockError, RuntimeDisconnectedError, RuntimeNotRunning, SerialisationError
 from ..messages import (make_id, anonymous_tessera_id, id_run, Ask, Call, CallArray, CreateTessera,
-                        Dependency, Drop, Fetch, Op, Query, Select, Value)
+                        Dependency, Drop, Fetch, Op, Query, Select)
 from ..serialisation import NO_ARGUMENTS, dumps, loads
 from .failures import pack_error, unpack_error
+from .bridge import settle
 from .gcpause import QueuedCalls
 from .refcounts import RefCounts, TASK, TESSERA
 
-__all__ = ['Client', 'LoopBridge', 'Requests']
+__all__ = ['Client']
 
 _FINISHED = (TaskStatus.DONE, TaskStatus.FAILED)
 _DROP_BATCH = 1024      # freed results sent in one Drop at most
 _DROP_AGE = 0.01        # s: longest a freed result waits for its Drop while the rank is busy
-
-
-class LoopBridge:
-    """Hands work from the progress thread to event loops, one wake-up per loop per cycle."""
-
-    def __init__(self):
-        self._pending = {}
-
-    def post(self, loop, fn, *args):
-        """Queue ``fn(*args)`` for ``loop`` (in a progress cycle)."""
-        items = self._pending.get(loop)
-        if items is None:
-            self._pending[loop] = items = []
-        items.append((fn, args))
-
-    def resolve(self, loop, fn, *args):
-        """Like :meth:`post`, for ``fn`` that only resolves futures (runs no user code).
-
-        In a cycle run by ``loop``'s own thread it runs at once: the awaiting coroutine then
-        resumes in the same loop iteration.
-        """
-        if asyncio._get_running_loop() is loop:
-            try:
-                fn(*args)
-            except Exception as exc:
-                loop.call_exception_handler({'message': 'mosaic_mpi callback failed',
-                                             'exception': exc})
-        else:
-            self.post(loop, fn, *args)
-
-    def flush(self):
-        """Wake each loop that has work (in a progress cycle).
-
-        A cycle run by a loop's own thread (see ``Transport.assist``) queues the work on it
-        directly: no self-pipe write, and it runs in the same loop iteration.
-        """
-        pending, self._pending = self._pending, {}
-        here = asyncio._get_running_loop()
-        for loop, items in pending.items():
-            try:
-                if loop is here:
-                    loop.call_soon(_run_items, loop, items)
-                else:
-                    loop.call_soon_threadsafe(_run_items, loop, items)
-            except RuntimeError:       # the loop has been closed: nobody waits any more
-                pass
-
-    @staticmethod
-    def about_to_wait(loop):
-        """Whether ``loop`` (running, called from its thread) has nothing else to run before it
-        next waits: no other ready callback, and no item left in the batch running now.
-
-        Records queued then can go out at once (``Transport.flush_now``) instead of at that wait:
-        nothing else would be batched with them. Always false for a loop that is not one of
-        asyncio's own (its ready queue cannot be seen).
-        """
-        return not _items_left and not getattr(loop, '_ready', True)
-
-
-# Items of the _run_items batch running on this rank that are still to run. One for the rank, not
-# per thread: should two loop threads run batches at once, a wrong reading only sends a packet
-# sooner or later than it could have gone (flush_now keeps the order), never out of order.
-_items_left = 0
-
-
-def _run_items(loop, items):
-    global _items_left
-    outer = _items_left
-    left = len(items)
-    try:
-        for fn, args in items:
-            left -= 1
-            _items_left = left
-            try:
-                fn(*args)
-            except Exception as exc:
-                loop.call_exception_handler({'message': 'mosaic_mpi callback failed',
-                                             'exception': exc})
-    finally:
-        _items_left = outer
-
-
-class Requests:
-    """Fetch request ids of this rank and who handles their answers."""
-
-    def __init__(self, rank, first_id=1):
-        self._rank = rank
-        self._counter = itertools.count(first_id)
-        self._handlers = {}
-
-    def new(self, handler, rank):
-        """Register ``handler(value_record)`` for a request to ``rank``; returns its id."""
-        request_id = make_id(self._rank, next(self._counter))
-        self._handlers[request_id] = (handler, rank)
-        return request_id
-
-    def pop(self, request_id):
-        """The handler of ``request_id`` (removed), or ``None`` if it was failed already."""
-        entry = self._handlers.pop(request_id, None)
-        return entry[0] if entry is not None else None
-
-    def fail_rank(self, rank, payload):
-        """Answer every request still waiting for ``rank`` with an error ``payload``."""
-        ids = [i for i, (_, target) in self._handlers.items() if target == rank]
-        for request_id in ids:
-            handler, _ = self._handlers.pop(request_id)
-            handler(Value(request_id, False, payload))
-
-
-def settle(future, value=None, error=None):
-    """Resolve ``future`` with ``value``, or fail it with ``error``, unless it is done already."""
-    if future.done():
-        return
-    if error is None:
-        future.set_result(value)
-    else:
-        future.set_exception(error)
 
 
 class Client:

@@ -30,7 +30,7 @@ from ..messages import (Broadcasted, DropObject, Fetch, Publish, PublishRequest,
                         Value, id_rank)
 from ..core.references import uncounted
 from ..serialisation import Payload, dumps, loads
-from .client import settle
+from .bridge import settle
 from .failures import pack_error, unpack_error
 from .ownership import private
 from .warehouse import Entry, missing_object, value_for

@@ -20,7 +20,8 @@ from ..messages import (Ask, Beat, Broadcasted, Call, CallArray, Completed, Crea
                         DropObject, Fetch, JoinGroup, Lost, Probe, Publish, PublishRequest,
                         Published, Query, Refs, Stop, Stopped, Value)
 from . import coordination
-from .client import Client, LoopBridge, Requests
+from .bridge import LoopBridge, Requests
+from .client import Client
 from .loop import new_event_loop
 from .objects import Objects
 from .output import OutputPrefixer
