@@ -25,10 +25,11 @@ runtime starts once per process); with ``--netns`` the job runs with the head on
 - **chain of 8 MB results**: K tasks, each one on the next worker, each taking the previous
   task's 8 MB result as its argument (worker to worker) and returning a new 8 MB array; bytes
   through the head per task (must be << 8 MB), bytes the workers sent;
-- **array call**: ``arr.noop()`` on an ``ArrayProxy`` of M members (M = 8 W) against M single
-  calls ``member.noop()`` (each round awaited before the next): head CPU time per member call,
-  all threads over the whole phase and the main thread inside the submitting expression alone,
-  both ways, and their ratios.
+- **array call**: ``await arr.noop()`` on an ``ArrayProxy`` of M members (M = 8 W) against M
+  single calls ``member.noop()`` (each round awaited before the next): head CPU time per member
+  call, all threads over the whole phase and the main thread inside the submitting expression
+  alone, wall time per member, both ways, and their ratios; and the array call with its members
+  awaited one by one (``for t in tasks: await t``: each member gets a proxy of its own).
 
 Printed per job: a table (figure, mosaic_mpi, raw mpi4py, ratio), and at the end one summary line
 per job; ``--json PATH`` keeps everything. docs/scaling.md builds its model on these figures.
@@ -73,6 +74,9 @@ def parse_args(argv=None):
     parser.add_argument('--array-calls', type=int, default=50, help='calls on the array')
     parser.add_argument('--idle', type=float, default=3.0,
                         help='seconds of the idle phase (heartbeats only)')
+    parser.add_argument('--spin-time', type=float, default=None,
+                        help="the runtime's spin_time (s): with 0 the head sleeps whenever it "
+                             "waits instead of polling for 1 ms, so its CPU time is its work")
     parser.add_argument('--heartbeat', type=float, default=None,
                         help='runtime heartbeat interval (s; 0 turns heartbeats off): the idle '
                              'phase then prices one heartbeat packet')
@@ -193,21 +197,32 @@ async def _chain(probe, members, length):
 async def _array_vs_single(probe, array, calls):
     """Head CPU per member call: ``array.noop()`` against one ``member.noop()`` per member.
 
-    Returns ``(array, single)`` deltas, each with ``submit_us``: CPU time of the head's main
-    thread inside the submitting expression alone, per member call."""
+    Returns ``(array, array_each, single)`` deltas, each with ``submit_us``: CPU time of the
+    head's main thread inside the submitting expression alone, per member call. ``array``
+    awaits the whole call (``await arr.noop()``), ``array_each`` awaits its members one by one
+    (each gets a proxy of its own), ``single`` makes one call per member."""
     members = list(array)
     size = len(members)
     clock = time.thread_time
     out = []
-    for fan_out in (lambda: array.noop(), lambda: [m.noop() for m in members]):
+
+    async def whole(tasks):
+        await tasks
+
+    async def each(tasks):
+        for t in tasks:
+            await t
+
+    for fan_out, wait in ((lambda: array.noop(), whole), (lambda: array.noop(), each),
+                          (lambda: [m.noop() for m in members], each)):
         submit = 0.0
         before = await probe.take()
         for _ in range(calls):
             start = clock()
             tasks = fan_out()
             submit += clock() - start
-            for t in tasks:
-                await t
+            await wait(tasks)
+        del tasks
         after = await probe.take()
         delta = Probe.delta(before, after, calls * size)
         delta['submit_us'] = submit / (calls * size) * 1e6
@@ -242,7 +257,8 @@ def _job(args):
             out['chain'] = await _chain(probe, members, args.chain)
         array = Head.remote(len=8 * runtime.num_workers)
         await array
-        out['array'], out['single'] = await _array_vs_single(probe, array, args.array_calls)
+        out['array'], out['array_each'], out['single'] = await _array_vs_single(
+            probe, array, args.array_calls)
         return out
 
     config = {}
@@ -250,6 +266,8 @@ def _job(args):
         config['heartbeat_timeout'] = 0
     elif args.heartbeat is not None:
         config['heartbeat'] = args.heartbeat
+    if args.spin_time is not None:
+        config['spin_time'] = args.spin_time
     result = mosaic.run(main, **config)
     if comm.Get_rank() == 0:
         result['machine'] = machine_info()
@@ -265,6 +283,8 @@ def _launch(args, workers, path):
              '--array-calls', str(args.array_calls), '--idle', str(args.idle)]
     if args.heartbeat is not None:
         child += ['--heartbeat', str(args.heartbeat)]
+    if args.spin_time is not None:
+        child += ['--spin-time', str(args.spin_time)]
     if args.netns:
         return args.hosts.command(child, ranks=(1, (workers + 1) // 2, workers // 2))
     mpiexec = Path(sys.executable).with_name('mpiexec')
@@ -298,15 +318,21 @@ def _table(r):
                   note=f'{c["bytes"] / CHAIN_BYTES:.2e} of the 8 MB result; workers sent '
                        f'{c["worker_bytes"] / 1e6:.1f} MB/task')
         table.add('8 MB chain: head messages', 'msg/task', c['messages'])
-    a, s = r['array'], r['single']
+    a, e, s = r['array'], r['array_each'], r['single']
     table.add('array call: head CPU per member', 'us', a['cpu_us'],
-              note=f'{8 * w} members; vs {s["cpu_us"]:.0f} us per single call: '
-                   f'ratio {a["cpu_us"] / s["cpu_us"]:.2f}')
+              note=f'{8 * w} members, `await arr.noop()`; vs {s["cpu_us"]:.0f} us per single '
+                   f'call: ratio {a["cpu_us"] / s["cpu_us"]:.2f}')
+    table.add('array call: wall time per member', 'us', a['wall'] / a['tasks'] * 1e6,
+              note=f'single calls {s["wall"] / s["tasks"] * 1e6:.1f} us: ratio '
+                   f'{a["wall"] / s["wall"]:.2f}')
     table.add('array call: submit CPU per member', 'us', a['submit_us'],
               note=f'main thread in `arr.noop()` alone; single calls {s["submit_us"]:.1f} us: '
                    f'ratio {a["submit_us"] / s["submit_us"]:.2f}')
     table.add('array call: head messages per member', 'msg', a['messages'],
               note=f'single calls: {s["messages"]:.2f}')
+    table.add('array call, members awaited one by one', 'us', e['cpu_us'],
+              note=f'head CPU per member (each gets its proxy): ratio to single calls '
+                   f'{e["cpu_us"] / s["cpu_us"]:.2f}')
     return table
 
 
@@ -349,7 +375,7 @@ def drive(args):
     print('summary: W | idle head CPU us/s | no-op tasks/s | raw msg/s | head CPU us/task '
           '(no-op, 1 ms) | msg/task | records/task | B/task | 1 ms tasks/s (ideal) | '
           'chain head B/task | '
-          'array/single CPU (all, submit)')
+          'array/single CPU (all, wall, submit; members one by one)')
     for r in results:
         w = r['workers']
         chain = f'{r["chain"]["bytes"]:.0f}' if 'chain' in r else '-'
@@ -360,7 +386,9 @@ def drive(args):
               f'{r["noop"]["bytes"]:.0f} | '
               f'{r["sleep"]["rate"]:,.0f} ({w * 1000:,}) | {chain} | '
               f'{r["array"]["cpu_us"] / r["single"]["cpu_us"]:.2f}, '
-              f'{r["array"]["submit_us"] / r["single"]["submit_us"]:.2f}', flush=True)
+              f'{r["array"]["wall"] / r["single"]["wall"]:.2f}, '
+              f'{r["array"]["submit_us"] / r["single"]["submit_us"]:.2f}; '
+              f'{r["array_each"]["cpu_us"] / r["single"]["cpu_us"]:.2f}', flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump({'benchmark': 'head', 'netns': args.netns, 'results': results}, f,

@@ -12,6 +12,7 @@ import traceback
 from . import context, startup
 from .comms import launcher_rank
 from .config import make_config
+from .core.tessera import TaskArray
 from .errors import RuntimeNotRunning
 from .progress import progress_bar
 from .runtime.loop import assist_running_loop, run as run_loop
@@ -389,6 +390,6 @@ def gather(x, progress=False):
     ValueError
         If ``progress`` is not ``True``, ``False`` or ``'always'``.
     """
-    if isinstance(x, (list, tuple)) and all(inspect.isawaitable(a) for a in x):
+    if isinstance(x, (list, tuple, TaskArray)) and all(inspect.isawaitable(a) for a in x):
         return _gather(list(x), progress_bar(len(x), 'gather', progress))
     return x

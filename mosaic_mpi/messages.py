@@ -22,7 +22,7 @@ from typing import NamedTuple, Any, Optional, Tuple
 from .serialisation import Payload
 
 __all__ = ['make_id', 'id_rank', 'id_run', 'RUN_SHIFT', 'anonymous_tessera_id', 'Op', 'Select',
-           'Ask', 'Dependency', 'CreateTessera', 'Call', 'Completed', 'Fetch', 'Value', 'Drop',
+           'Ask', 'Dependency', 'CreateTessera', 'Call', 'Completed', 'CompletedMany', 'Fetch', 'Value', 'Drop',
            'Stop', 'Stopped', 'Query', 'Beat', 'Lost', 'PublishRequest', 'Publish', 'Published',
            'DropObject', 'Broadcasted', 'Probe', 'Cycle', 'JoinGroup', 'Refs', 'CallArray', 'pack',
            'unpack']
@@ -147,6 +147,12 @@ class Completed(NamedTuple):
     """A task (or a tessera's construction) ended; ``error`` is ``None`` or a Payload of the error."""
     task_id: int
     error: Optional[Any]
+
+
+class CompletedMany(NamedTuple):
+    """Several tasks of one caller ended successfully (the members of an array call that ran
+    on the sending worker, in one record: see ``Worker._call_array``)."""
+    task_ids: Tuple[int, ...]
 
 
 class Fetch(NamedTuple):
@@ -417,10 +423,12 @@ _DECODE = (_create_in, _call_in, _completed_in, _fetch_in, _value_in, _plain_in(
            _plain_in(Stop), _plain_in(Stopped), _query_in, _plain_in(Beat), _plain_in(Lost),
            _plain_in(PublishRequest), _plain_in(Publish), _plain_in(Published),
            _plain_in(DropObject), _plain_in(Probe), _plain_in(Cycle), _plain_in(JoinGroup))
-# Array calls take 18; 19-23 are kept for records of other branches; reference counting takes 24.
+# Array calls take 18 and 19; 20-23 are free; reference counting takes 24.
 _ENCODE[CallArray] = _call_array_out
+_ENCODE[CompletedMany] = _plain_out(19)
 _ENCODE[Refs] = _plain_out(24)
-_DECODE += (_call_array_in,) + (None,) * (24 - len(_DECODE) - 1) + (_plain_in(Refs),)
+_DECODE += (_call_array_in, _plain_in(CompletedMany)) + (None,) * (24 - len(_DECODE) - 2) \
+    + (_plain_in(Refs),)
 
 
 def pack(records):

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 import mosaic_mpi as mosaic
+from mosaic_mpi import TaskStatus
 import scenarios
 
 
@@ -42,6 +43,16 @@ class Probe:
 
     def fail(self, message='boom'):
         raise ValueError(message)
+
+    def check_tag(self, bad):
+        if self.tag in bad:
+            raise ValueError(f'member {self.tag}')
+        return self.tag
+
+    def nap_tag(self, tag, seconds):
+        if self.tag == tag:
+            time.sleep(seconds)
+        return self.tag
 
     def stored(self):
         return len(mosaic.runtime().warehouse)
@@ -275,6 +286,57 @@ async def case_task_remote(runtime):
 
 
 # -- S13: arrays of tesserae --------------------------------------------------------------------------
+
+
+async def case_array_calls(runtime):
+    # A call on a whole array keeps one record of its members on the head; their proxies are
+    # made when looked at, their successes come back in one record per worker.
+    workers = runtime.workers
+    w = len(workers)
+    n = 4 * w
+    arr = Probe.remote(len=n)
+    await arr
+    await asyncio.gather(*[arr[i].set_attr('tag', i) for i in range(n)])
+    tasks = arr.check_tag(())
+    assert len(tasks) == n and (await tasks) is tasks
+    assert await tasks.result() == list(range(n))
+    assert tasks[-1] is tasks[n - 1] and tasks[1:3] == [tasks[1], tasks[2]]
+    assert list(tasks) == tasks and tasks + [None] == list(tasks) + [None]
+    assert all(t.state is TaskStatus.DONE for t in tasks)
+    assert [await t.result() for t in tasks[::2]] == list(range(0, n, 2))
+    assert await arr[0].square(tasks[3]).result() == 9          # a member's result as argument
+    assert await mosaic.gather(arr.check_tag(())) is not None   # gather takes a TaskArray
+    # The first failure in member order is raised; every member keeps its own outcome.
+    bad = arr.check_tag((1, 3))
+    error = await expect(ValueError, bad)
+    assert str(error) == 'member 1', error
+    assert str(await expect(ValueError, bad[3].result())) == 'member 3'
+    assert await bad[2].result() == 2 and await bad[0].result() == 0
+    # A member's completion is not held back by a slow member after it on the same worker
+    # (members 0 and w are both on the first worker).
+    slow = arr.nap_tag(w, 3.0)
+    await slow[0]
+    assert slow[w].state is not TaskStatus.DONE, slow[w].state
+    assert await slow.result() == list(range(n))
+    # Results are freed once the TaskArray and its members' proxies are gone.
+    async def stored():
+        return sum([await arr[i].stored().result() for i in range(w)])
+    del tasks, bad, slow
+    await asyncio.sleep(0.2)
+    base = await stored()
+    kept = None
+    for _ in range(20):
+        calls = arr.check_tag(())
+        kept = calls[1]
+        await calls
+    del calls
+    assert await eventually(lambda: _at_most(stored, base + 1)), (base,)
+    assert await kept.result() == 1
+
+
+async def _at_most(count, limit):
+    return await count() <= limit
+
 
 
 async def case_arrays(runtime):

@@ -8,6 +8,7 @@ the object on a worker and returns a :class:`TesseraProxy` (or, with ``len=N``, 
 """
 
 import asyncio
+import collections.abc
 import inspect
 import sys
 
@@ -15,6 +16,8 @@ from .. import context
 from ..messages import Op
 from .references import bound_client
 from .status import TaskStatus
+from .task import TaskProxy
+from .worker_task import current_task
 from ..serialisation import main_by_value
 
 __all__ = ['tessera', 'TesseraClass', 'TesseraProxy', 'ArrayProxy', 'TaskArray']
@@ -441,22 +444,98 @@ class _RemoteAttribute:
         raise AttributeError(f'{self._proxy._name} has no method {self._name!r}')
 
 
-class TaskArray(list):
+class TaskArray(collections.abc.Sequence):
     """The member tasks of a call on an :class:`ArrayProxy`; ``await`` waits for all of them.
 
-    A list of :class:`TaskProxy`; awaiting it returns the list itself.
+    A sequence of :class:`TaskProxy`, one per member in member order (indexing, slicing,
+    iterating, ``len``, ``list(tasks)``, ``tasks + other``); awaiting it returns it, once every
+    member has finished, and raises the first failure in member order (as awaiting the members
+    one by one would).
+
+    A call on the whole array keeps one shared record of its members on the caller
+    (:class:`~mosaic_mpi.core.state.ArrayCall`); a member's :class:`TaskProxy` is made only
+    when it is looked at, so that ``await arr.method()`` costs the caller far less than one
+    call per member (see ``docs/scaling.md``).
+
+    Parameters
+    ----------
+    proxies : iterable of TaskProxy
+        The member tasks.
     """
+
+    def __init__(self, proxies=()):
+        self._items = list(proxies)
+        self._group = None
+
+    @classmethod
+    def _of_call(cls, group):
+        # The tasks of one array call (Client.submit_array_call), their proxies made on demand.
+        tasks = cls.__new__(cls)
+        tasks._items = [None] * len(group.task_ids)
+        tasks._group = group
+        return tasks
+
+    def __len__(self):
+        return len(self._items)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._items)))]
+        proxy = self._items[index]
+        if proxy is None:
+            group = self._group
+            position = range(len(self._items))[index]
+            proxy = self._items[index] = TaskProxy(group.client.member_state(group, position))
+        return proxy
+
+    def __iter__(self):
+        for index in range(len(self._items)):
+            yield self[index]
+
+    def __eq__(self, other):
+        if isinstance(other, (TaskArray, list)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __add__(self, other):
+        return list(self) + list(other)
+
+    def __radd__(self, other):
+        return list(other) + list(self)
+
+    def __reduce__(self):
+        return TaskArray, (list(self),)
+
+    def __repr__(self):
+        return f'{type(self).__name__}({list(self)!r})'
+
+    def __del__(self):
+        try:
+            group = self._group
+            if group is not None and group.client is not None:
+                group.client.release_group(group)
+        except Exception:  # interpreter shutdown: nothing left to free
+            pass
 
     def __await__(self):
         return self._wait().__await__()
 
     async def _wait(self):
-        for proxy in self:
+        group = self._group
+        if group is not None and current_task() is None:
+            # On the head (no method awaiting): one wait for the whole call.
+            await group.client.wait_group(group)
+            if not group.failures:
+                return self
+        for proxy in self:              # the first failure in member order is raised
             await proxy
         return self
 
     async def result(self):
         """list: the members' return values."""
+        await self._wait()
         return [await proxy.result() for proxy in self]
 
 
@@ -602,9 +681,9 @@ class _ArrayMethod:
         # One pickle of the arguments and one record per worker for all the members (the
         # members still run as separate calls, ordered with the single calls made on them).
         client = context.require().client
-        return TaskArray(client.submit_array_call([(p._tid, p._rank) for p in proxies],
-                                                  proxies[0]._name, Op.CALL, self._name, args,
-                                                  kwargs, retries))
+        return TaskArray._of_call(client.submit_array_call(
+            [(p._tid, p._rank) for p in proxies], proxies[0]._name, Op.CALL, self._name, args,
+            kwargs, retries))
 
 
 class _ArrayAttribute:

@@ -12,7 +12,7 @@ import threading
 import time
 import warnings
 
-from ..core.state import TaskState
+from ..core.state import ArrayCall, TaskState
 from ..core.references import recording, uncounted
 from ..core.task import TaskProxy, TaskOutput, TaskDone, TaskStatus
 from ..core.warehouse_object import WarehouseObject
@@ -70,6 +70,8 @@ class Client:
         self._idle = threading.Condition(self._lock)
         self._draining = 0              # threads waiting in drain()
         self._tasks = {}
+        self._members = {}              # task id -> (ArrayCall, index): members with no TaskState
+        self._groups = set()            # ArrayCalls with members not finished
         self._counter = itertools.count(first_id)
         self._run = id_run(make_id(rank, first_id))
         self.outstanding = 0
@@ -298,36 +300,35 @@ class Client:
             # Pickled once, unpickled once per member: one reference in flight per member.
             for token in tokens:
                 self.refs.pickled(*token)
-        holds = holds or None           # shared by the members' states: kept until all finish
-        nbytes = payload.nbytes
-        states = []
-        by_rank = {}
         new_id = self.new_id
-        for tessera_id, rank in members:
-            state = TaskState(new_id(), rank, tessera_id, method, label, self)
-            state.holds = holds
-            state.nbytes = nbytes
+        group = ArrayCall(tuple(new_id() for _ in members), tuple(members), method, label)
+        group.client = self
+        group.holds = holds or None     # kept until every member has finished
+        group.nbytes = payload.nbytes
+        by_rank = {}
+        for index, (tessera_id, rank) in enumerate(members):
             if tessera_id >> 40 != self.rank:
                 self.refs.pinned(tessera_id, TESSERA, rank)     # as in submit_call
-                state.pin = tessera_id
-            states.append(state)
-            group = by_rank.get(rank)
-            if group is None:
-                group = by_rank[rank] = []
-            group.append(state)
-        self._register_many(states, by_rank)
+                if group.pins is None:
+                    group.pins = {}
+                group.pins[index] = tessera_id
+            indices = by_rank.get(rank)
+            if indices is None:
+                indices = by_rank[rank] = []
+            indices.append(index)
+        self._register_group(group, by_rank)
+        task_ids = group.task_ids
         first = True
-        for rank, group in by_rank.items():
+        for rank, indices in by_rank.items():
             self._transport.send(rank, CallArray(
-                tuple(s.task_id for s in group), tuple(s.tessera_id for s in group), self.rank,
-                op, method, payload if first else payload.share(), deps, retries))
+                tuple(task_ids[i] for i in indices), tuple(members[i][0] for i in indices),
+                self.rank, op, method, payload if first else payload.share(), deps, retries))
             first = False
-        return [TaskProxy(state) for state in states]
+        return group
 
-    def _register_many(self, states, by_rank):
+    def _register_group(self, group, by_rank):
         # _register for the members of one array call, under one lock.
-        tasks = self._tasks
-        count = len(states)
+        count = len(group.task_ids)
         with self._lock:
             if self.rank == 0 and any(self._pending.get(o, 0) > self.max_pending
                                       for o in by_rank):
@@ -336,17 +337,90 @@ class Client:
                 self.throttled += 1
                 self._room.wait_for(lambda: all(self._pending.get(o, 0) <= self.max_pending
                                                 for o in by_rank) or self.closed)
-            for state in states:
-                tasks[state.task_id] = state
+            self._members.update(zip(group.task_ids, zip(itertools.repeat(group), range(count))))
+            self._groups.add(group)
             self.outstanding += count
             self.submitted += count
             self.queued_calls.submitted(self.submitted, self.outstanding)
             pending = self._pending
-            for owner, group in by_rank.items():
-                pending[owner] = pending.get(owner, 0) + len(group)
+            for owner, indices in by_rank.items():
+                pending[owner] = pending.get(owner, 0) + len(indices)
         if self.timeline is not None:
-            for state in states:
-                self.timeline.submit(state.task_id)
+            for task_id in group.task_ids:
+                self.timeline.submit(task_id)
+
+    def member_state(self, group, index):
+        """The TaskState of member ``index`` of an array call, made on first use (any thread).
+
+        Returns
+        -------
+        TaskState
+            Registered like any task of this client from then on; its status so far is the
+            member's.
+        """
+        with self._lock:
+            states = group.states
+            if states is None:
+                states = group.states = {}
+            state = states.get(index)
+            if state is not None:
+                return state
+            tessera_id, rank = group.members[index]
+            task_id = group.task_ids[index]
+            state = TaskState(task_id, rank, tessera_id, group.method, group.label, self)
+            state.nbytes = group.nbytes
+            state.group = group
+            state.index = index
+            status = group.status[index]
+            if status == ArrayCall.PENDING:
+                self._members.pop(task_id, None)
+                if group.pins is not None:
+                    state.pin = group.pins.pop(index, 0)
+            else:
+                state.status = TaskStatus.DONE if status == ArrayCall.DONE else TaskStatus.FAILED
+                state.error = group.errors.get(index) if group.errors else None
+            self._tasks[task_id] = state    # (its proxy frees it, as any task's)
+            states[index] = state
+            return state
+
+    async def wait_group(self, group, on_failure=True):
+        """Wait until every member of an array call has finished (errors are not raised).
+
+        With ``on_failure``, also return as soon as one member has failed.
+        """
+        if group.remaining == 0 or (on_failure and group.failures):
+            return
+        if self.closed or id_run(group.task_ids[0]) != self._run:
+            raise RuntimeNotRunning(f'{group.label} (an array call, tasks {group.task_ids[0]}...) '
+                                    f'belongs to an earlier run of the runtime, whose workers '
+                                    f'have stopped: its results are gone')
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._lock:
+            if group.remaining == 0 or (on_failure and group.failures):
+                return
+            if group.waiters is None:
+                group.waiters = []
+            group.waiters.append((loop, lambda _: future.done() or future.set_result(None),
+                                  on_failure))
+        if self._bridge.about_to_wait(loop):
+            self._transport.flush_now()     # the call queued just before goes out now
+        await future
+
+    def release_group(self, group):
+        """The TaskArray of an array call went away (any thread): its members that have no
+        TaskState are freed once they finish (the others follow their own proxies)."""
+        if not self.closed:
+            self._transport.call_soon(self._release_group, group)
+
+    def _release_group(self, group):
+        with self._lock:
+            group.released = True
+            states = group.states or {}
+            ended = [i for i, status in enumerate(group.status)
+                     if status != ArrayCall.PENDING and i not in states]
+        for index in ended:
+            self._drop_member(group, index)
 
     def submit_on_result(self, proxy, name, args, kwargs):
         """Run ``name(*args, **kwargs)`` on the task's result where it is stored (``t.remote``).
@@ -669,11 +743,14 @@ class Client:
         """Wait until every task submitted so far has finished (errors are not raised)."""
         with self._lock:
             states = [s for s in self._tasks.values() if s.status not in _FINISHED]
+            groups = list(self._groups)
         for state in states:
             try:
                 await self.wait(state)
             except Exception:
                 pass
+        for group in groups:
+            await self.wait_group(group, on_failure=False)
 
     # -- progress thread -----------------------------------------------------------------------------
 
@@ -682,6 +759,22 @@ class Client:
         state = self._tasks.get(record.task_id)
         if state is not None:
             self._finish(state, record.error)
+            return
+        member = self._members.get(record.task_id)
+        if member is not None:
+            self._finish_member(member[0], member[1], record.error)
+
+    def on_completed_many(self, source, record):
+        """Several tasks of this client ended well (members of an array call)."""
+        tasks, members = self._tasks, self._members
+        for task_id in record.task_ids:
+            member = members.get(task_id)
+            if member is not None:
+                self._finish_member(member[0], member[1], None)
+                continue
+            state = tasks.get(task_id)
+            if state is not None:
+                self._finish(state, None)
 
     def _finish(self, state, error):
         with self._lock:
@@ -700,16 +793,94 @@ class Client:
             pending = self._pending[state.owner] = self._pending[state.owner] - 1
             if pending == self.max_pending:
                 self._room.notify_all()
+            group = state.group
+            if group is not None:
+                waiters, group_holds = self._member_ended(group, state.index, error)
         for loop, fn, resolves in callbacks:
             if resolves:
                 self._bridge.resolve(loop, fn, state)
             else:
                 self._bridge.post(loop, fn, state)
+        if group is not None:
+            for loop, fn, _ in waiters:
+                self._bridge.resolve(loop, fn, group)
+            del group_holds
         if pin:
             self.refs.released(pin, TESSERA, state.owner)
         if state.released:
             self._drop(state)
         del holds
+
+    def _finish_member(self, group, index, error):
+        # _finish for a member of an array call that has no TaskState (progress thread, or
+        # any thread for a lost worker).
+        task_id = group.task_ids[index]
+        owner = group.members[index][1]
+        state = None
+        with self._lock:
+            if group.status[index] != ArrayCall.PENDING:
+                return
+            if self._members.pop(task_id, None) is None:
+                # Its TaskState was made since the record was looked up: finish that.
+                state = group.states.get(index) if group.states else None
+                if state is None:
+                    return
+            else:
+                self.outstanding -= 1
+                if self.outstanding == 0:
+                    self.queued_calls.drained()
+                    if self._draining:
+                        self._idle.notify_all()
+                pending = self._pending[owner] = self._pending[owner] - 1
+                if pending == self.max_pending:
+                    self._room.notify_all()
+                pin = group.pins.pop(index, 0) if group.pins else 0
+                waiters, holds = self._member_ended(group, index, error)
+                released = group.released
+        if state is not None:
+            self._finish(state, error)
+            return
+        for loop, fn, _ in waiters:
+            self._bridge.resolve(loop, fn, group)
+        if pin:
+            self.refs.released(pin, TESSERA, owner)
+        if released:
+            self._drop_member(group, index)
+        del holds
+
+    def _member_ended(self, group, index, error):
+        # (lock held) Member ``index`` of an array call ended: its status, and the waiters to
+        # wake (all once every member has ended; those that asked, at a failure). Returns
+        # ``(waiters, holds)``; the argument proxies are let go (outside the lock) at the end.
+        if error is None:
+            group.status[index] = ArrayCall.DONE
+        else:
+            group.status[index] = ArrayCall.FAILED
+            if group.errors is None:
+                group.errors = {}
+            group.errors[index] = error
+            group.failures += 1
+        group.remaining -= 1
+        waiters = group.waiters
+        if group.remaining == 0:
+            self._groups.discard(group)
+            holds, group.holds = group.holds, None
+            group.waiters = None
+            return waiters or (), holds
+        if error is not None and waiters:
+            group.waiters = [w for w in waiters if not w[2]]
+            return [w for w in waiters if w[2]], None
+        return (), None
+
+    def _drop_member(self, group, index):
+        # A member with no TaskState ended and its TaskArray is gone: free its result.
+        if group.status[index] == ArrayCall.FAILED:
+            error = unpack_error(group.errors[index]) if not isinstance(
+                group.errors[index], BaseException) else group.errors[index]
+            warnings.warn(f'{group.label} (task {group.task_ids[index]}) failed and nobody '
+                          f'awaited it: {type(error).__name__}: {error}', RuntimeWarning)
+        if not self.closed:
+            self._queue_drop(group.members[index][1], 0, group.task_ids[index])
 
     def value_arrived(self, task_id):
         """A successful Value of task ``task_id`` reached this rank (progress thread).
@@ -853,11 +1024,19 @@ class Client:
         with self._lock:
             states = [s for s in self._tasks.values()
                       if s.owner == rank and s.status not in _FINISHED]
+            members = [(group, index) for group in self._groups
+                       for index, (_, owner) in enumerate(group.members)
+                       if owner == rank and group.task_ids[index] in self._members]
         labels = []
         for state in states:
             label = f'{state.label} (task {state.task_id})'
             labels.append(label)
             self._finish(state, RuntimeDisconnectedError(
+                f'{label} did not finish: worker:{rank} was lost ({reason})'))
+        for group, index in members:
+            label = f'{group.label} (task {group.task_ids[index]})'
+            labels.append(label)
+            self._finish_member(group, index, RuntimeDisconnectedError(
                 f'{label} did not finish: worker:{rank} was lost ({reason})'))
         self._requests.fail_rank(rank, pack_error(RuntimeDisconnectedError(
             f'worker:{rank} was lost ({reason}) before it answered'), ''))

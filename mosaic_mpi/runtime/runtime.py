@@ -16,9 +16,9 @@ from ..comms import Transport, abort_world, mpi_world, spawn as mpi_spawn
 from ..errors import CollectiveError
 from ..logs import MosaicLogger
 from ..messages import id_run, make_id
-from ..messages import (Ask, Beat, Broadcasted, Call, CallArray, Completed, CreateTessera, Cycle, Drop,
-                        DropObject, Fetch, JoinGroup, Lost, Probe, Publish, PublishRequest,
-                        Published, Query, Refs, Stop, Stopped, Value)
+from ..messages import (Ask, Beat, Broadcasted, Call, CallArray, Completed, CompletedMany,
+                        CreateTessera, Cycle, Drop, DropObject, Fetch, JoinGroup, Lost, Probe,
+                        Publish, PublishRequest, Published, Query, Refs, Stop, Stopped, Value)
 from . import coordination
 from .bridge import LoopBridge, Requests
 from .client import Client
@@ -135,7 +135,8 @@ class Runtime:
         self.client.timeline = self.timeline
         if self.worker is not None:
             self.worker.timeline = self.timeline
-        table = {Completed: self.client.on_completed, Value: self._on_value,
+        table = {Completed: self.client.on_completed, CompletedMany: self.client.on_completed_many,
+                 Value: self._on_value,
                  Stopped: self._on_stopped, Beat: _ignore, Lost: self._on_lost_record,
                  Refs: self.client.refs.on_refs}
         table.update({Fetch: self.objects.on_fetch, DropObject: self.objects.on_drop,     # warehouse
@@ -153,6 +154,8 @@ class Runtime:
         self._table = table
         self.transport.add_idle_hook(self.client.refs.flush)
         self.transport.add_idle_hook(self.client.flush_drops)
+        if self.worker is not None:
+            self.transport.add_idle_hook(self.worker.flush_held)
         if config.heartbeat_timeout:
             _survive_peer_failure_signal()
             peers = [w.rank for w in self.workers] if self.rank == 0 else [0]

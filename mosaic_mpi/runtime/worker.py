@@ -16,7 +16,7 @@ from ..core.references import uncounted
 from ..core.task import Task, TaskStatus
 from ..core.worker_task import reset_current_task, set_current_task
 from ..errors import DependencyError
-from ..messages import Ask, Call, Completed, Fetch, Op, Select, Stopped, Value, anonymous_tessera_id
+from ..messages import Ask, Call, Completed, CompletedMany, Fetch, Op, Select, Stopped, Value, anonymous_tessera_id
 from ..serialisation import dumps, loads
 from .cycles import CycleDetector
 from .failures import pack_error, unpack_error
@@ -258,6 +258,10 @@ class Worker:
         self.value_arrived = None       # the rank's Client.value_arrived (set by the runtime)
         self.objects = None             # the rank's Objects (answers fetches of warehouse objects)
         self.collective = None          # the CollectiveRunner, from the first collective member
+        # Array calls: the members' successes go back to the caller together (CompletedMany).
+        self._batches = {}              # task id -> its _ArrayBatch, until the task ends
+        self._held = []                 # _ArrayBatches holding successes not sent yet
+        self._held_lock = threading.Lock()      # (the progress thread sends the late ones)
         self._joining = None            # JoinGroup: the next tessera is a collective member
 
     # -- progress thread: records that need the loop are posted to it ------------------------------
@@ -403,7 +407,7 @@ class Worker:
         for call in self.parked.pop(record.tessera_id, ()):
             self._call(call)
 
-    def _call(self, record):
+    def _call(self, record, flush=True):
         if self.stop_code is not None:          # the run failed: run nothing more
             return
         host = self.hosts.get(record.tessera_id)
@@ -417,19 +421,64 @@ class Worker:
         if numbers is not None:         # a collective member: its place in the head's order
             numbers[task.uid] = self.collective.number()
         host.push(task)
-        if self.bridge.about_to_wait(self.loop):
+        if flush and self.bridge.about_to_wait(self.loop):
             self.transport.flush_now()  # its reply (if it ran) leaves now, not at the loop's wait
 
     def _call_array(self, record):
         # One Call per member, in member order; each unpickles its own copy of the arguments
         # (the first one the received buffers, the others copies of them).
         # Copies are made before any member runs (a push may run its call at once).
+        # Their successes are held and sent in one CompletedMany when the last member here
+        # ends (failures go at once); successes held while a member still runs are sent when
+        # the progress thread next idles (flush_held), so none waits for long.
         task_ids, tessera_ids, caller, op, method, payload, deps, retries = record
         payloads = [payload] + [payload.copy() for _ in range(len(task_ids) - 1)]
+        if len(task_ids) > 1:
+            batch = _ArrayBatch(caller, len(task_ids))
+            batches = self._batches
+            for task_id in task_ids:
+                batches[task_id] = batch
         call = self._call
         for index, task_id in enumerate(task_ids):
             call(Call(task_id, tessera_ids[index], caller, op, method, payloads[index], deps,
-                      retries))
+                      retries), flush=False)
+        if self.bridge.about_to_wait(self.loop):
+            self.transport.flush_now()  # the replies of the members that ran leave now
+
+    def _member_ended(self, batch, task_id):
+        # A member of an array call ended (``task_id``: a success to report, or None).
+        with self._held_lock:
+            batch.remaining -= 1
+            if task_id is not None:
+                batch.done.append(task_id)
+            if batch.remaining and batch.done:
+                if not batch.held:
+                    batch.held = True
+                    self._held.append(batch)
+                return
+            done, batch.done = batch.done, []
+        self._send_done(batch.caller, done)
+
+    def _send_done(self, caller, done):
+        if len(done) == 1:
+            self.transport.send(caller, Completed(done[0], None))
+        elif done:
+            self.transport.send(caller, CompletedMany(tuple(done)))
+
+    def flush_held(self):
+        """Send the successes of array members held while other members still run (an idle
+        hook of the transport: a member's completion waits at most until the rank idles)."""
+        if not self._held:
+            return
+        with self._held_lock:
+            held, self._held = self._held, []
+            sends = []
+            for batch in held:
+                batch.held = False
+                sends.append((batch.caller, batch.done))
+                batch.done = []
+        for caller, done in sends:
+            self._send_done(caller, done)
 
     def _collective_host(self, record, joining):
         from .collective import CollectiveHost, CollectiveRunner
@@ -532,10 +581,16 @@ class Worker:
         label = f'{host.name if host is not None else "?"}.{task.method}'
         if self.timeline is not None:
             self.timeline.finish(task, label.split('.')[0], error is not None)
+        batch = self._batches.pop(task.uid, None) if self._batches else None
         if error is None:
             self.warehouse.put(task.uid, Entry(True, value, None, label))   # answers its fetches
             if self.implied == (task.uid, task.sender):
+                if batch is not None:
+                    self._member_ended(batch, None)
                 return          # its caller fetched the value: the Value went out, it implies this
+            if batch is not None:
+                self._member_ended(batch, task.uid)
+                return
             reply = None
         else:
             _log.debug('worker:%d: task %d (%s) failed: %s: %s', self.rank, task.uid, task.method,
@@ -543,4 +598,18 @@ class Worker:
             where = '' if isinstance(error, DependencyError) else task.where
             reply = pack_error(error, where)
             self.warehouse.put(task.uid, Entry(False, None, reply))
+            if batch is not None:
+                self._member_ended(batch, None)
         self.transport.send(task.sender, Completed(task.uid, reply))
+
+
+class _ArrayBatch:
+    """The members of one array call on this worker, while some have not ended."""
+
+    __slots__ = ('caller', 'remaining', 'done', 'held')
+
+    def __init__(self, caller, count):
+        self.caller = caller
+        self.remaining = count
+        self.done = []          # ids of the members that succeeded, not reported yet
+        self.held = False       # in Worker._held
