@@ -224,3 +224,22 @@ def test_put_keeps_a_copy_and_an_unpicklable_publish_fails_at_the_put():
         asyncio.run(objects.get(3))
     with pytest.raises(ValueError, match='rank 7'):
         asyncio.run(objects.get(WarehouseObject(make_id(7, 1), 'int')))
+
+
+# -- the collector and long-lived results ------------------------------------------------------------
+
+def test_many_stored_results_are_kept_out_of_full_collections_until_they_are_dropped():
+    import gc
+    store = Warehouse()
+    step = store.stored.step
+    try:
+        for i in range(step + 10):
+            store.put(i, Entry(True, [i], None, 'K.f'))
+        assert store.stored.frozen and store.stored.freezes == 1 and gc.get_freeze_count() > 0
+        store.drop(range(step // 2))
+        assert store.stored.frozen                  # still many left
+        store.drop(range(step // 2, step))
+        assert not store.stored.frozen and gc.get_freeze_count() == 0
+        assert len(store) == 10 and store.find(step + 3).value == [step + 3]
+    finally:
+        store.stored.drained()

@@ -470,6 +470,7 @@ class Runtime:
             abort_world(code or 1)
         _log.debug('head: every worker stopped; closing the transport')
         self.client.queued_calls.drained()      # a failed run may leave calls outstanding
+        self.warehouse.stored.drained()
         if not self.transport.close():
             _log.warning('head: the progress thread did not end in time')
         elif self._detach is not None:
@@ -532,6 +533,7 @@ class Runtime:
                 self.worker.collective.close()
             clean = self.transport.close(1.0 if interrupted else 10.0) and not stuck
             self.client.queued_calls.drained()
+            self.warehouse.stored.drained()
             self.loop.close()
             if clean and not interrupted and self._detach is not None:
                 self._detach()

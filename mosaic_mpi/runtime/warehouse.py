@@ -18,6 +18,7 @@ from ..messages import Select, Value, id_rank
 from ..errors import SerialisationError
 from ..serialisation import dumps
 from .failures import pack_error
+from .gcpause import QueuedCalls
 
 __all__ = ['Entry', 'Warehouse', 'select', 'value_for', 'missing_object']
 
@@ -137,12 +138,18 @@ class Warehouse:
         self._entries = {}
         self._waiters = {}
         self._dropped = set()           # ids of warehouse objects dropped on this rank
+        self._puts = 0
+        # A worker holding a million results kept by their callers' proxies would otherwise
+        # have every full collection walk them all (bench/README.md, "Flat with queue depth").
+        self.stored = QueuedCalls()
 
     def put(self, task_id, entry):
         """Store ``entry`` and run the callbacks waiting for it (on this thread)."""
         with self._lock:
             self._entries[task_id] = entry
             waiters = self._waiters.pop(task_id, ())
+            self._puts += 1
+            self.stored.submitted(self._puts, len(self._entries))
         for callback in waiters:
             callback(entry)
 
@@ -160,6 +167,8 @@ class Warehouse:
         with self._lock:
             for task_id in task_ids:
                 self._entries.pop(task_id, None)
+            if self.stored.frozen and len(self._entries) < self.stored.step // 2:
+                self.stored.drained()
 
     # -- warehouse objects -------------------------------------------------------------------------
 
