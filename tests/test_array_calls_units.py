@@ -218,3 +218,57 @@ def test_a_completion_looked_up_before_the_member_got_its_state_still_finishes_i
     member = tasks[0]
     client._finish_member(found[0], found[1], None)
     assert member.state is TaskStatus.DONE and client.outstanding == 3 and group.remaining == 3
+
+
+def test_threads_looking_at_one_member_at_once_get_one_proxy():
+    import sys
+    import threading
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)                 # threads switch often: the race shows
+    try:
+        for _ in range(20):
+            client, transport = _client()
+            group, tasks = _call(client, ranks=(1,) * 200)
+            start = threading.Barrier(4)
+            seen = []
+
+            def look():
+                start.wait()
+                seen.append([tasks[i] for i in range(len(tasks))])
+
+            threads = [threading.Thread(target=look) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert all(a is b for view in seen[1:] for a, b in zip(seen[0], view))
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_a_completion_arriving_while_a_member_gets_its_state_is_not_lost():
+    # The progress thread reads the tables without the lock; the user thread is switched out
+    # in the middle of making the member's state (here: in the pins' pop).
+    import threading
+    import time
+
+    class SlowPins(dict):
+        def pop(self, *args):
+            time.sleep(0.2)
+            return super().pop(*args)
+
+    for many in (False, True):
+        client, transport = _client()
+        group, tasks = _call(client, ranks=(1, 2))
+        group.pins = SlowPins()
+        looker = threading.Thread(target=lambda: tasks[0])
+        looker.start()
+        time.sleep(0.05)
+        task_id = group.task_ids[0]
+        if many:
+            client.on_completed_many(1, M.CompletedMany((task_id,)))
+        else:
+            client.on_completed(1, M.Completed(task_id, None))
+        looker.join()
+        assert tasks[0].state is TaskStatus.DONE, many
+        assert group.remaining == 1 and client.outstanding == 1

@@ -484,8 +484,8 @@ class TaskArray(collections.abc.Sequence):
         proxy = self._items[index]
         if proxy is None:
             group = self._group
-            position = range(len(self._items))[index]
-            proxy = self._items[index] = TaskProxy(group.client.member_state(group, position))
+            proxy = group.client.member_proxy(group, range(len(self._items))[index],
+                                              self._items)
         return proxy
 
     def __iter__(self):

@@ -349,39 +349,52 @@ class Client:
             for task_id in group.task_ids:
                 self.timeline.submit(task_id)
 
-    def member_state(self, group, index):
-        """The TaskState of member ``index`` of an array call, made on first use (any thread).
+    def member_proxy(self, group, index, proxies):
+        """The TaskProxy of member ``index`` of an array call, made on first use (any thread).
+
+        ``proxies`` is the TaskArray's list of the proxies made so far (``None`` where none
+        is): one proxy per member, even when threads ask at once.
 
         Returns
         -------
-        TaskState
-            Registered like any task of this client from then on; its status so far is the
-            member's.
+        TaskProxy
+            Its TaskState is registered like any task of this client from then on, with the
+            member's status so far.
         """
         with self._lock:
-            states = group.states
-            if states is None:
-                states = group.states = {}
-            state = states.get(index)
-            if state is not None:
-                return state
-            tessera_id, rank = group.members[index]
-            task_id = group.task_ids[index]
-            state = TaskState(task_id, rank, tessera_id, group.method, group.label, self)
-            state.nbytes = group.nbytes
-            state.group = group
-            state.index = index
-            status = group.status[index]
-            if status == ArrayCall.PENDING:
-                self._members.pop(task_id, None)
-                if group.pins is not None:
-                    state.pin = group.pins.pop(index, 0)
-            else:
-                state.status = TaskStatus.DONE if status == ArrayCall.DONE else TaskStatus.FAILED
-                state.error = group.errors.get(index) if group.errors else None
-            self._tasks[task_id] = state    # (its proxy frees it, as any task's)
-            states[index] = state
+            proxy = proxies[index]
+            if proxy is None:
+                proxy = proxies[index] = TaskProxy(self._member_state(group, index))
+            return proxy
+
+    def _member_state(self, group, index):
+        # (lock held) Member ``index``'s TaskState. The progress thread reads the tables without
+        # the lock (on_completed): the state is in ``group.states`` and ``_tasks`` before it
+        # leaves ``_members``, so a completion always finds one of the two.
+        states = group.states
+        if states is None:
+            states = group.states = {}
+        state = states.get(index)
+        if state is not None:
             return state
+        tessera_id, rank = group.members[index]
+        task_id = group.task_ids[index]
+        state = TaskState(task_id, rank, tessera_id, group.method, group.label, self)
+        state.nbytes = group.nbytes
+        state.group = group
+        state.index = index
+        status = group.status[index]
+        if status == ArrayCall.PENDING:
+            if group.pins is not None:
+                state.pin = group.pins.pop(index, 0)
+        else:
+            state.status = TaskStatus.DONE if status == ArrayCall.DONE else TaskStatus.FAILED
+            state.error = group.errors.get(index) if group.errors else None
+        states[index] = state
+        self._tasks[task_id] = state        # (its proxy frees it, as any task's)
+        if status == ArrayCall.PENDING:
+            self._members.pop(task_id, None)
+        return state
 
     async def wait_group(self, group, on_failure=True):
         """Wait until every member of an array call has finished (errors are not raised).
@@ -756,19 +769,20 @@ class Client:
 
     def on_completed(self, source, record):
         """A task of this client ended."""
-        state = self._tasks.get(record.task_id)
-        if state is not None:
-            self._finish(state, record.error)
-            return
+        # Members first: a member's state enters _tasks before it leaves _members.
         member = self._members.get(record.task_id)
         if member is not None:
             self._finish_member(member[0], member[1], record.error)
+            return
+        state = self._tasks.get(record.task_id)
+        if state is not None:
+            self._finish(state, record.error)
 
     def on_completed_many(self, source, record):
         """Several tasks of this client ended well (members of an array call)."""
         tasks, members = self._tasks, self._members
         for task_id in record.task_ids:
-            member = members.get(task_id)
+            member = members.get(task_id)     # (first: see on_completed)
             if member is not None:
                 self._finish_member(member[0], member[1], None)
                 continue
