@@ -125,10 +125,19 @@ async def placed_on_the_others(runtime):
     victim = Doomed.remote(runtime=runtime.workers[-1])
     spanning = Summer.remote(len=runtime.num_workers, collective=True)
     await spanning
+    finished = await victim.nap(0)          # done, its result still on the victim
+    team = Doomed.remote(len=runtime.num_workers)
+    naps = await team.nap(0)                # a member's result on the victim too
     try:
         await victim.die('exit')
     except mosaic.RuntimeDisconnectedError:
         pass
+    for task in (finished, naps[-1]):       # used to wait for ever for an answer
+        try:
+            await asyncio.wait_for(task.result(), 10)
+        except mosaic.RuntimeDisconnectedError as exc:
+            print('FETCH REFUSED:', exc, flush=True)
+    print('FETCH KEPT', await naps[0].result(), flush=True)     # on the worker left
     try:        # used to send the call to the members left, which then waited for ever
         spanning.allreduce(2)
     except mosaic.RuntimeDisconnectedError as exc:

@@ -318,6 +318,19 @@ async def case_array_calls(runtime):
     await slow[0]
     assert slow[w].state is not TaskStatus.DONE, slow[w].state
     assert await slow.result() == list(range(n))
+    # ... nor while that worker's progress thread is kept busy by a stream of records.
+    sink = Probe.remote(runtime=workers[0])
+    await sink
+    slow = arr.nap_tag(w, 3.0)
+    first = slow[0]
+    start = time.monotonic()
+    sent = 0
+    while first.state is not TaskStatus.DONE and time.monotonic() - start < 2.5:
+        sink.whoami()                                           # dropped at once
+        sent += 1
+        await asyncio.sleep(0)
+    assert slow[w].state is not TaskStatus.DONE, (slow[w].state, sent)
+    assert await slow.result() == list(range(n))
     # Results are freed once the TaskArray and its members' proxies are gone.
     async def stored():
         return sum([await arr[i].stored().result() for i in range(w)])

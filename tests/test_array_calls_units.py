@@ -272,3 +272,13 @@ def test_a_completion_arriving_while_a_member_gets_its_state_is_not_lost():
         looker.join()
         assert tasks[0].state is TaskStatus.DONE, many
         assert group.remaining == 1 and client.outstanding == 1
+
+
+def test_a_pickled_or_copied_task_array_keeps_its_class():
+    import copy
+    import pickle
+    from mosaic_mpi.core.collective import CollectiveTaskArray
+    for cls in (TaskArray, CollectiveTaskArray):
+        tasks = cls([1, 2, 3])
+        for again in (pickle.loads(pickle.dumps(tasks)), copy.copy(tasks)):
+            assert type(again) is cls and again == [1, 2, 3]

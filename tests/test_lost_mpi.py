@@ -76,6 +76,8 @@ def test_new_tesserae_go_on_the_workers_left():
     assert result.returncode != 0, output                         # a worker was lost: non-zero
     assert 'PLAIN ON True' in result.stdout, output
     assert 'ARRAY ON True' in result.stdout, output
+    assert result.stdout.count('FETCH REFUSED: Doomed.nap (task') == 2, output
+    assert 'which was lost' in result.stdout and 'FETCH KEPT 0' in result.stdout, output
     assert ('REFUSED: Summer.remote(len=2, collective=True) needs 2 distinct workers, but only '
             '1 are left (worker:2 lost)') in result.stdout, output
     assert 'COLLECTIVE [1.0]' in result.stdout, output

@@ -50,6 +50,7 @@ _RECENT_SLEEP = 2e-4    # at most this long (s)
 _PR_SET_TIMERSLACK = 29
 _BUSY_CYCLE = 2e-4      # s: a busy loop runs a cycle itself when none ran for this long
 _STALLED = 2e-3         # s: ... and waits for the lock if none ran for this long
+_BUSY_HOOKS = 2e-3      # s: busy hooks run at least this often while the progress thread works
 _DEFER = 2e-4          # s: a loop that left an assist() window this recently sends its own records
 
 
@@ -113,6 +114,7 @@ class Transport:
         self._last_activity = time.monotonic()
         self._last_cycle = self._last_activity     # when a progress cycle last started
         self._idle_hooks = []
+        self._busy_hooks = []
         self._batch = []
         self._liveness = None
         self._peers_due = 0.0           # when the liveness check has something to do next
@@ -416,7 +418,13 @@ class Transport:
         ident = threading.get_ident()
         woke = False
         seen_activity = self._last_activity
+        busy_due = 0.0
         while True:
+            if self._busy_hooks:
+                now = time.monotonic()
+                if now >= busy_due:
+                    busy_due = now + _BUSY_HOOKS
+                    self._drive(ident, self._call_busy_hooks)
             if self._stand_aside():
                 self._run_idle_hooks()
                 self._park(self._max_sleep, aside=True)
@@ -458,6 +466,17 @@ class Transport:
         to do. What it queues is sent by the next cycle.
         """
         self._idle_hooks.append(fn)
+
+    def add_busy_hook(self, fn):
+        """Run ``fn()`` in a progress cycle before the progress thread sleeps (as an idle hook)
+        and also at least every 2 ms while it is kept busy (a stream of records or a transfer
+        in flight), for what must not wait for the rank to idle."""
+        self._busy_hooks.append(fn)
+        self._idle_hooks.append(fn)
+
+    def _call_busy_hooks(self):
+        for fn in self._busy_hooks:
+            fn()
 
     def _run_idle_hooks(self):
         if self._idle_hooks:

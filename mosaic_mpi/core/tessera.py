@@ -506,7 +506,7 @@ class TaskArray(collections.abc.Sequence):
         return list(other) + list(self)
 
     def __reduce__(self):
-        return TaskArray, (list(self),)
+        return type(self), (list(self),)
 
     def __repr__(self):
         return f'{type(self).__name__}({list(self)!r})'

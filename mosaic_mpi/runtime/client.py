@@ -528,6 +528,9 @@ class Client:
         if error is not None:
             raise error
         self._check_current(state)
+        if state.owner in self.lost:
+            raise RuntimeDisconnectedError(f'{state.label} (task {state.task_id}): its result '
+                                           f'was on worker:{state.owner}, which was lost')
         self._check_self_wait(state)
         loop = asyncio.get_running_loop()
         future = loop.create_future()

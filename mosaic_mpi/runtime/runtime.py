@@ -155,7 +155,7 @@ class Runtime:
         self.transport.add_idle_hook(self.client.refs.flush)
         self.transport.add_idle_hook(self.client.flush_drops)
         if self.worker is not None:
-            self.transport.add_idle_hook(self.worker.flush_held)
+            self.transport.add_busy_hook(self.worker.flush_held)
         if config.heartbeat_timeout:
             _survive_peer_failure_signal()
             peers = [w.rank for w in self.workers] if self.rank == 0 else [0]

@@ -466,8 +466,9 @@ class Worker:
             self.transport.send(caller, CompletedMany(tuple(done)))
 
     def flush_held(self):
-        """Send the successes of array members held while other members still run (an idle
-        hook of the transport: a member's completion waits at most until the rank idles)."""
+        """Send the successes of array members held while other members still run (a busy
+        hook of the transport: a member's completion waits at most about 2 ms, or until the
+        rank idles)."""
         if not self._held:
             return
         with self._held_lock:
