@@ -17,7 +17,7 @@ import numpy as np
 import mosaic_mpi as mosaic
 
 __all__ = ['Bench', 'summary', 'idle_wait', 'idle_barrier', 'machine_info', 'Table',
-           'cpu_seconds', 'write_json', 'add_experiment_options', 'apply_experiments',
+           'cpu_seconds', 'write_json', 'GcClock', 'add_experiment_options', 'apply_experiments',
            'describe_experiments', 'thread_cpu_seconds']
 
 
@@ -83,6 +83,21 @@ class Bench:
         """
         return os.getpid()
 
+    def start_gc_clock(self):
+        """Start timing the cyclic collections of this worker process (:class:`GcClock`)."""
+        self._gc_clock = GcClock()
+
+    def stop_gc_clock(self):
+        """Stop the clock of :meth:`start_gc_clock`.
+
+        Returns
+        -------
+        tuple
+            ``(seconds, full)``: wall seconds spent in collections, and how many were full.
+        """
+        clock, self._gc_clock = self._gc_clock, None
+        return clock.stop()
+
     def thread_cpu(self):
         """CPU seconds used by each thread of the worker process.
 
@@ -92,6 +107,39 @@ class Bench:
             See :func:`thread_cpu_seconds`.
         """
         return thread_cpu_seconds()
+
+
+class GcClock:
+    """Wall time this process spends in cyclic collections (``gc.callbacks``), and how many of
+    them were full (generation 2) ones, from creation to :meth:`stop`: the collector's share of
+    a per-call cost, less sensitive to the machine's load than the totals."""
+
+    def __init__(self):
+        import gc
+        self._gc = gc
+        self.seconds = 0.0
+        self.full = 0
+        self._start = None
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if phase == 'start':
+            self._start = time.perf_counter()
+        elif self._start is not None:
+            self.seconds += time.perf_counter() - self._start
+            self.full += info['generation'] == 2
+            self._start = None
+
+    def stop(self):
+        """Stop timing.
+
+        Returns
+        -------
+        tuple
+            ``(seconds, full)``.
+        """
+        self._gc.callbacks.remove(self._callback)
+        return self.seconds, self.full
 
 
 def thread_cpu_seconds():

@@ -22,7 +22,8 @@ import time
 
 
 import mosaic_mpi as mosaic
-from _common import (Bench, Table, add_experiment_options, run_benchmark, write_json)
+from _common import (Bench, GcClock, Table, add_experiment_options, run_benchmark,
+                     write_json)
 from bench_latency import raw_pipelined
 
 
@@ -84,7 +85,8 @@ async def submit_and_wait(proxy, count):
         and ``rss`` (head memory growth in bytes while the calls were queued).
     """
     method = proxy.noop
-    collections = _GcClock()
+    collections = GcClock()
+    await proxy.start_gc_clock()
     step = max(1, count // 10)
     tasks = []
     append = tasks.append
@@ -102,37 +104,12 @@ async def submit_and_wait(proxy, count):
     await mosaic.gather(tasks)
     total = clock() - start
     gc_seconds, gc_full = collections.stop()
+    worker_gc, worker_full = await proxy.stop_gc_clock().result()
     marks.append(submitted)
     del tasks
     await proxy.noop().result()     # let the drops of those results reach the worker
     return {'submit': submitted - start, 'total': total, 'rss': grown, 'gc': gc_seconds,
-            'gc_full': gc_full, 'tenths': [b - a for a, b in zip(marks, marks[1:])]}
-
-
-class _GcClock:
-    """Wall time the head spends in cyclic collections (``gc.callbacks``), and how many of them
-    were full (generation 2) ones: the GC's share of the per-call cost, less sensitive to the
-    machine's load than the totals."""
-
-    def __init__(self):
-        import gc
-        self._gc = gc
-        self.seconds = 0.0
-        self.full = 0
-        self._start = None
-        gc.callbacks.append(self._callback)
-
-    def _callback(self, phase, info):
-        if phase == 'start':
-            self._start = time.perf_counter()
-        elif self._start is not None:
-            self.seconds += time.perf_counter() - self._start
-            self.full += info['generation'] == 2
-            self._start = None
-
-    def stop(self):
-        self._gc.callbacks.remove(self._callback)
-        return self.seconds, self.full
+            'gc_full': gc_full, 'worker_gc': worker_gc, 'worker_gc_full': worker_full, 'tenths': [b - a for a, b in zip(marks, marks[1:])]}
 
 
 def make_main(args, raw):
@@ -163,6 +140,9 @@ def make_main(args, raw):
             table.add(f'N={count:,}: in the cyclic GC (head, main + progress)', 'us/call',
                       result['gc'] / count * 1e6, None,
                       note=f'{result["gc_full"]} full collections')
+            table.add(f'N={count:,}: in the cyclic GC (worker)', 'us/call',
+                      result['worker_gc'] / count * 1e6, None,
+                      note=f'{result["worker_gc_full"]} full collections')
             table.add(f'N={count:,}: submit -> all done', 'us/call', result['total'] / count * 1e6,
                       raw[count] / count * 1e6,
                       note=f'{count / result["total"]:,.0f} calls/s, raw '
