@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 
 from . import context, startup
@@ -21,6 +22,8 @@ __all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather']
 
 _log = logging.getLogger('mosaic_mpi')
 
+
+_REPORT_GRACE = 2.0   # s other ranks wait, after a bad setting, for the head to report it
 
 def runtime():
     """The runtime running on this rank.
@@ -94,6 +97,9 @@ def _quiet_unless_head(comm):
     """
     rank = launcher_rank() if comm is None else comm.Get_rank()
     if rank:
+        # Not at once: Open MPI's launcher ends the job at the first rank that exits non-zero,
+        # which could cut the head off before it has printed the error (seen once in CI).
+        time.sleep(_REPORT_GRACE)
         _exit_now(1)
 
 
