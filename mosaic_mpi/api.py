@@ -21,9 +21,8 @@ from .runtime.loop import assist_running_loop, run as run_loop
 __all__ = ['run', 'init', 'interactive', 'stop', 'runtime', 'gather']
 
 _log = logging.getLogger('mosaic_mpi')
+_REPORT_GRACE = 2.0     # s the other ranks wait, after a bad setting, for the head to report it
 
-
-_REPORT_GRACE = 2.0   # s other ranks wait, after a bad setting, for the head to report it
 
 def runtime():
     """The runtime running on this rank.
