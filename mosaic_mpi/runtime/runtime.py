@@ -246,6 +246,13 @@ class Runtime:
         if self.output is not None:
             self.output.drain(1.0)
             self.output.write_now(message)  # straight to the terminal, prefixed: not lost
+        else:
+            sys.stderr.write(message)
+            sys.stderr.flush()
+        # The launcher forwards this rank's output through a proxy that the abort may end
+        # before the message is out (MPICH's mpiexec returned first in a local run, and the
+        # message was missing once in CI): give it a moment.
+        time.sleep(0.5)
         abort_world(1)
 
     def _on_peer_lost(self, rank, silence):
